@@ -1,0 +1,45 @@
+# kiln — build and test entry points. `make image` and `make test` do all the
+# set-up a fresh machine needs beyond Go and the Debian packages in .ci/deps.
+SHELL := /bin/bash
+GO ?= go
+PROFILE ?= profiles/minimal.yaml
+ARCH ?= amd64
+OUT ?= out
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -buildid= -X main.version=$(VERSION)
+
+.PHONY: all kiln image test unit boot bench e2e fuzz clean deps
+
+all: kiln
+
+bin/kiln: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $@ ./cmd/kiln
+kiln: bin/kiln
+
+# Builds the default image (PROFILE, ARCH) into $(OUT)/.
+image: bin/kiln
+	bin/kiln build -p $(PROFILE) --arch $(ARCH) -o $(OUT)
+
+# Unit tests, short fuzzing of the parsers, then the QEMU boot tests.
+test: unit fuzz boot
+
+unit:
+	$(GO) vet ./...
+	$(GO) test -count=1 -short $$($(GO) list ./... | grep -v /test/qemu)
+
+fuzz:
+	@bash .ci/fuzz-short
+
+boot:
+	$(GO) test -count=1 -timeout 80m -v -run 'Test' ./test/qemu/ 2>&1 | tee $(OUT)-boot.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|    .*(BOOT|ready|failed fast|console log))' ; exit $${PIPESTATUS[0]}
+
+bench: bin/kiln
+	$(GO) run ./test/bench -profile $(PROFILE) -o docs/BENCHMARKS.md
+
+deps:
+	sudo bash .ci/deps || bash .ci/deps
+
+clean:
+	rm -rf bin $(OUT)
+
+FORCE:
