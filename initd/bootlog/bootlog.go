@@ -48,7 +48,6 @@ func (l *Logger) Debugf(format string, args ...any) {
 	}
 }
 
-// Raw writes a line exactly as given plus the prefix; used for the ready line.
 func (l *Logger) write(msg string) {
 	var b strings.Builder
 	for _, line := range strings.Split(strings.TrimRight(msg, "\n"), "\n") {
@@ -110,4 +109,17 @@ func (l *Logger) Close() error {
 	err := l.file.Close()
 	l.file = nil
 	return err
+}
+
+// Preload puts earlier lines (the initramfs stage's log, carried over the
+// exec) in memory ahead of everything else, without printing them again.
+func (l *Logger) Preload(lines string) {
+	if lines == "" {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rest := l.mem.String()
+	l.mem.Reset()
+	l.mem.WriteString(lines + "\n" + rest)
 }

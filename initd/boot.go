@@ -1,0 +1,338 @@
+package initd
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/kilnproject/kiln/initd/bootlog"
+	"github.com/kilnproject/kiln/initd/cmdline"
+	"github.com/kilnproject/kiln/initd/kmod"
+	"github.com/kilnproject/kiln/initd/loop"
+	"github.com/kilnproject/kiln/initd/medium"
+	"github.com/kilnproject/kiln/initd/mounts"
+	"github.com/kilnproject/kiln/initd/nodeconfig"
+	"github.com/kilnproject/kiln/initd/reaper"
+	"github.com/kilnproject/kiln/initd/state"
+	"github.com/kilnproject/kiln/initd/supervisor"
+	"golang.org/x/sys/unix"
+)
+
+// Paths and environment shared by the two stages.
+const (
+	SysRoot       = "/sysroot"
+	MediumDir     = "/run/kiln/medium"
+	InitramfsJSON = "/etc/kiln/initramfs.json"
+	SystemImage   = "kiln/system.sqfs" // on the ISO
+	LogFile       = "/var/log/kiln/initd.log"
+	ServiceLogDir = "/var/log/kiln"
+	CgroupRoot    = "/sys/fs/cgroup/kiln"
+	initramfsLog  = "/run/kiln/initramfs.log" // carries the first stage's log over the exec
+	envStage      = "KILN_STAGE"
+	envKernel     = "KILN_KERNEL_SECONDS" // uptime when initd started in the initramfs
+	envMedium     = "KILN_MEDIUM"         // iso or disk
+	envDisk       = "KILN_DISK"
+	envState      = "KILN_STATE"
+	envStateIndex = "KILN_STATE_INDEX"
+)
+
+// Seeder applies the node's seed (datasource, cloud-config, network).
+// It is nodeconfig.Apply on a node; tests pass their own.
+type Seeder func(ctx context.Context, cmd cmdline.Cmdline, log func(string, ...any)) (hostname string, addresses []string, source string, err error)
+
+func applyNodeconfig(ctx context.Context, cmd cmdline.Cmdline, log func(string, ...any)) (string, []string, string, error) {
+	r, err := nodeconfig.Apply(ctx, nodeconfig.Options{Log: log, Cmdline: cmd, Root: "/"})
+	if r == nil {
+		return "", nil, "", err
+	}
+	return r.Hostname, r.Addresses, r.Source, err
+}
+
+// Boot is the state the phases share.
+type Boot struct {
+	Log     *bootlog.Logger
+	Cmdline cmdline.Cmdline
+	Kernel  time.Duration // uptime when initd started in the initramfs
+	Seed    Seeder
+	Reaper  *reaper.Reaper
+	Super   *supervisor.Supervisor
+
+	kver     string
+	modules  *kmod.Loader
+	medium   *medium.Medium
+	hostname string
+	addrs    []string
+}
+
+func (b *Boot) logf(format string, args ...any) { b.Log.Printf(format, args...) }
+
+// InitramfsPhases find and mount the system image, then switch to it.
+func (b *Boot) InitramfsPhases() []Phase {
+	return []Phase{
+		{"early-mounts", func(context.Context) error { return mounts.Early() }},
+		{"cmdline", b.readCmdline},
+		{"modules", b.loadInitramfsModules},
+		{"find-medium", b.findMedium},
+		{"mount-system", b.mountSystem},
+		{"switch-root", b.switchRoot},
+	}
+}
+
+// SystemPhases bring the node up after switch_root.
+func (b *Boot) SystemPhases() []Phase {
+	return []Phase{
+		{"early-mounts", func(context.Context) error {
+			if err := mounts.Early(); err != nil {
+				return err
+			}
+			return mounts.Cgroup2()
+		}},
+		{"cmdline", b.readCmdline},
+		{"modules", b.coldplugSystem},
+		{"state", b.prepareState},
+		{"seed", b.seed},
+		{"services", b.startServices},
+	}
+}
+
+func (b *Boot) readCmdline(context.Context) error {
+	c, err := cmdline.Read("/proc/cmdline")
+	if err != nil {
+		return err
+	}
+	b.Cmdline = c
+	b.Log.SetDebug(c.Debug())
+	b.Log.Debugf("cmdline: %v", c)
+	return nil
+}
+
+type initramfsConfig struct {
+	Kernel  string   `json:"kernel"`
+	Modules []string `json:"modules"`
+}
+
+func (b *Boot) openModules() error {
+	var u unix.Utsname
+	unix.Uname(&u)
+	b.kver = unix.ByteSliceToString(u.Release[:])
+	l, err := kmod.Open(filepath.Join("/lib/modules", b.kver))
+	if err != nil {
+		return fmt.Errorf("modules for kernel %s: %w", b.kver, err)
+	}
+	l.Log = b.Log.Debugf
+	b.modules = l
+	return nil
+}
+
+func (b *Boot) loadInitramfsModules(context.Context) error {
+	var cfg initramfsConfig
+	data, err := os.ReadFile(InitramfsJSON)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, &cfg); err != nil {
+		return fmt.Errorf("%s: %w", InitramfsJSON, err)
+	}
+	if err := b.openModules(); err != nil {
+		return err
+	}
+	if cfg.Kernel != "" && cfg.Kernel != b.kver {
+		b.logf("warning: %s is for kernel %s, running %s", InitramfsJSON, cfg.Kernel, b.kver)
+	}
+	n := 0
+	for _, m := range cfg.Modules {
+		if err := b.modules.Load(m); err != nil {
+			b.logf("module %s: %v", m, err) // not fatal: it may be built in or not needed here
+			continue
+		}
+		n++
+	}
+	b.logf("modules: %d of %d loaded", n, len(cfg.Modules))
+	return nil
+}
+
+// findMedium coldplugs and looks for the medium until it shows up or
+// kiln.timeout passes: USB and SCSI devices appear late.
+func (b *Boot) findMedium(ctx context.Context) error {
+	timeout, err := b.Cmdline.Timeout()
+	if err != nil {
+		b.logf("%v", err)
+	}
+	slot, err := b.Cmdline.Slot()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(timeout)
+	done := map[string]bool{}
+	for round := 1; ; round++ {
+		nd, nl, _ := b.modules.Coldplug("/sys/devices", done)
+		if nd > 0 {
+			b.Log.Debugf("coldplug round %d: %d new devices, %d modules", round, nd, nl)
+		}
+		m, err := medium.Find(medium.Options{SysClassBlock: "/sys/class/block", DevDir: "/dev",
+			Label: b.Cmdline.Label(), Slot: slot, Log: b.Log.Debugf})
+		if err == nil {
+			b.medium = m
+			b.logf("boot medium: %s", m)
+			return nil
+		}
+		if !errors.Is(err, medium.ErrNotFound) {
+			return err
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no ISO labelled %q and no GPT disk with SYS-%s after %v", b.Cmdline.Label(), slot, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+func (b *Boot) mountSystem(context.Context) error {
+	if err := os.MkdirAll(SysRoot, 0o755); err != nil {
+		return err
+	}
+	const ro = unix.MS_RDONLY
+	src := b.medium.System
+	if b.medium.Kind == medium.ISO {
+		if err := mounts.Mount(b.medium.Device, MediumDir, "iso9660", ro, ""); err != nil {
+			return err
+		}
+		lf, err := loop.Attach(filepath.Join(MediumDir, SystemImage), true)
+		if err != nil {
+			return err
+		}
+		defer lf.Close()
+		src = lf.Name()
+	}
+	if err := mounts.Mount(src, SysRoot, "squashfs", ro, ""); err != nil {
+		return err
+	}
+	b.logf("system image %s mounted at %s", src, SysRoot)
+	return nil
+}
+
+func (b *Boot) switchRoot(context.Context) error {
+	if err := mounts.MoveInto(SysRoot, "/dev", "/proc", "/sys", "/run"); err != nil {
+		return err
+	}
+	return mounts.SwitchRoot(SysRoot)
+}
+
+// ExecSystem replaces the process with the system image's init, passing
+// what the second stage needs in the environment.
+func (b *Boot) ExecSystem() error {
+	env := []string{
+		envStage + "=system",
+		envKernel + "=" + strconv.FormatFloat(b.Kernel.Seconds(), 'f', 3, 64),
+		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+	}
+	if m := b.medium; m != nil {
+		env = append(env, envMedium+"="+string(m.Kind))
+		if m.Kind == medium.Disk && m.State != "" {
+			env = append(env, envDisk+"="+m.Device, envState+"="+m.State, envStateIndex+"="+strconv.Itoa(m.StateIndex))
+		}
+	}
+	os.MkdirAll(filepath.Dir(initramfsLog), 0o755)
+	os.WriteFile(initramfsLog, []byte(b.Log.Memory()), 0o644)
+	b.logf("exec /sbin/init (system stage)")
+	return syscall.Exec("/sbin/init", []string{"/sbin/init"}, env)
+}
+
+func (b *Boot) coldplugSystem(context.Context) error {
+	if err := b.openModules(); err != nil {
+		b.logf("modules: %v (continuing with what is loaded)", err)
+		return nil
+	}
+	nd, nl, _ := b.modules.Coldplug("/sys/devices", map[string]bool{})
+	b.logf("coldplug: %d devices, %d modules loaded", nd, nl)
+	return nil
+}
+
+func (b *Boot) prepareState(context.Context) error {
+	o := state.Options{Log: b.logf}
+	if os.Getenv(envMedium) == string(medium.Disk) && os.Getenv(envState) != "" {
+		o.Disk, o.Partition = os.Getenv(envDisk), os.Getenv(envState)
+		o.Index, _ = strconv.Atoi(os.Getenv(envStateIndex))
+	}
+	if _, err := state.Prepare(o); err != nil {
+		return err
+	}
+	if err := b.Log.FlushTo(LogFile); err != nil {
+		b.logf("log: %v", err)
+	}
+	return nil
+}
+
+// seed never fails the boot: a bad seed leaves a reachable node.
+func (b *Boot) seed(ctx context.Context) error {
+	seed := b.Seed
+	if seed == nil {
+		seed = applyNodeconfig
+	}
+	host, addrs, source, err := seed(ctx, b.Cmdline, b.logf)
+	b.hostname, b.addrs = host, addrs
+	if err != nil {
+		b.logf("ERROR: seed (%s): %v; the node stays up for repair", source, err)
+		return nil
+	}
+	b.logf("seed: source %s, hostname %s", source, host)
+	return nil
+}
+
+func (b *Boot) startServices(ctx context.Context) error {
+	cg := CgroupRoot
+	if err := os.MkdirAll(cg, 0o755); err != nil {
+		b.logf("cgroups: %v; services run without their own cgroup", err)
+		cg = ""
+	}
+	sup := supervisor.New(supervisor.Options{LogDir: ServiceLogDir, CgroupRoot: cg, Spawner: b.Reaper, Log: b.logf})
+	b.Super = sup
+	return sup.Start(ctx)
+}
+
+// Ready prints the ready line.
+func (b *Boot) Ready() {
+	total := b.Kernel
+	if s, err := os.ReadFile("/proc/uptime"); err == nil {
+		if d, err := ParseUptime(string(s)); err == nil {
+			total = d
+		}
+	}
+	if b.hostname == "" {
+		b.hostname, _ = os.Hostname()
+	}
+	b.Log.Printf("%s", ReadyLine(total, b.Kernel, b.hostname, b.addrs))
+}
+
+// kernelTime is the uptime when the first stage started: read it in the
+// initramfs, take it from the environment in the system stage.
+func kernelTime(system bool) time.Duration {
+	if system {
+		if v, err := strconv.ParseFloat(os.Getenv(envKernel), 64); err == nil {
+			return time.Duration(v * float64(time.Second))
+		}
+	}
+	if s, err := os.ReadFile("/proc/uptime"); err == nil {
+		if d, err := ParseUptime(string(s)); err == nil {
+			return d
+		}
+	}
+	return 0
+}
+
+func loadInitramfsLog(l *bootlog.Logger) {
+	if b, err := os.ReadFile(initramfsLog); err == nil {
+		l.Preload(strings.TrimRight(string(b), "\n"))
+		os.Remove(initramfsLog)
+	}
+}
