@@ -8,10 +8,13 @@ package qcow2
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+
+	"github.com/klauspost/compress/flate"
 )
 
 const (
@@ -22,45 +25,123 @@ const (
 	refsPerBlock = clusterSize * 8 / refcountBits
 	headerLength = 104 // version 3 header without the optional compression_type field
 
-	flagCopied = uint64(1) << 63
+	flagCopied      = uint64(1) << 63
+	flagCompressed  = uint64(1) << 62
+	compressedShift = 62 - (clusterBits - 8) // where the sector count starts
 
 	extEnd         = 0x00000000
 	extFeatureName = 0x6803f857
 )
+
+// Options select optional encodings; the zero value is what Write uses.
+type Options struct {
+	// Compress stores each data cluster deflate-compressed (qemu's 4 KiB
+	// window) when that saves space. It costs a second compression pass,
+	// since the metadata in front of the data depends on the packed sizes.
+	Compress bool
+}
 
 // Write streams src (size bytes of raw disk) to dst as a qcow2 v3 image with
 // 64 KiB clusters. The virtual size is size rounded up to a 512-byte sector
 // (qemu truncates anything finer); it need not be a multiple of the cluster
 // size, the tail of the last cluster is stored as zeros.
 func Write(dst io.Writer, src io.ReaderAt, size int64) error {
+	return WriteOptions(dst, src, size, Options{})
+}
+
+// WriteOptions is Write with optional encodings.
+func WriteOptions(dst io.Writer, src io.ReaderAt, size int64, o Options) error {
 	if size <= 0 {
 		return fmt.Errorf("qcow2: virtual size %d must be positive", size)
 	}
-	used, err := scanClusters(src, size)
+	var z *compressor
+	if o.Compress {
+		z = newCompressor()
+	}
+	clen, err := scanClusters(src, size, z)
 	if err != nil {
 		return err
 	}
-	l := plan((size+511)&^511, used)
-	w := bufio.NewWriterSize(dst, 1<<20)
+	l := plan((size+511)&^511, clen)
+	w := &countingWriter{w: bufio.NewWriterSize(dst, 1<<20)}
 	if err := l.writeMetadata(w); err != nil {
 		return fmt.Errorf("qcow2: writing metadata: %w", err)
 	}
 	buf := make([]byte, clusterSize)
-	for c, u := range used {
-		if !u {
+	dataStart := l.dataOff * clusterSize
+	for c, n := range clen {
+		if n == notStored {
 			continue
 		}
 		if err := readCluster(src, size, int64(c), buf); err != nil {
 			return err
 		}
-		if _, err := w.Write(buf); err != nil {
+		out := buf
+		if n != stored {
+			if out = z.compress(buf); len(out) != int(n) {
+				return fmt.Errorf("qcow2: cluster %d compressed to %d bytes, then %d: compressor is not deterministic", c, n, len(out))
+			}
+		}
+		w.pad(dataStart + l.rel[c])
+		if _, err := w.Write(out); err != nil {
 			return fmt.Errorf("qcow2: writing cluster %d: %w", c, err)
 		}
 	}
-	if err := w.Flush(); err != nil {
+	w.pad(l.totalClusters * clusterSize)
+	if w.err != nil {
+		return fmt.Errorf("qcow2: writing output: %w", w.err)
+	}
+	if err := w.w.(*bufio.Writer).Flush(); err != nil {
 		return fmt.Errorf("qcow2: flushing output: %w", err)
 	}
 	return nil
+}
+
+// countingWriter tracks the output offset and keeps the first error.
+type countingWriter struct {
+	w   io.Writer
+	n   int64
+	err error
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	c.err = err
+	return n, err
+}
+
+var zeros = make([]byte, clusterSize)
+
+// pad writes zeros up to offset off.
+func (c *countingWriter) pad(off int64) {
+	for c.n < off && c.err == nil {
+		c.Write(zeros[:min(off-c.n, clusterSize)])
+	}
+}
+
+// compressor makes raw deflate streams with a 4 KiB window: qemu inflates
+// compressed clusters with windowBits -12 and rejects longer distances.
+type compressor struct {
+	out bytes.Buffer
+	fw  *flate.Writer
+}
+
+func newCompressor() *compressor {
+	z := &compressor{}
+	z.fw, _ = flate.NewWriterWindow(&z.out, 4096)
+	return z
+}
+
+func (z *compressor) compress(p []byte) []byte {
+	z.out.Reset()
+	z.fw.Reset(&z.out)
+	z.fw.Write(p) // writes to a bytes.Buffer cannot fail
+	z.fw.Close()
+	return z.out.Bytes()
 }
 
 // readCluster reads guest cluster c into buf, zero-filling past the end of src.
@@ -81,18 +162,38 @@ func readCluster(src io.ReaderAt, size, c int64, buf []byte) error {
 	return nil
 }
 
-// scanClusters reports, per guest cluster, whether it holds any non-zero byte.
-func scanClusters(src io.ReaderAt, size int64) ([]bool, error) {
+// Per guest cluster, how it is stored: not at all, as a plain cluster, or
+// (any positive value) as that many bytes of compressed data.
+const (
+	notStored int32 = 0
+	stored    int32 = -1
+)
+
+// scanClusters reports how each guest cluster will be stored. All-zero
+// clusters are left out; with z, clusters that compress are compressed.
+func scanClusters(src io.ReaderAt, size int64, z *compressor) ([]int32, error) {
 	n := (size + clusterSize - 1) / clusterSize
-	used := make([]bool, n)
+	clen := make([]int32, n)
 	buf := make([]byte, clusterSize)
 	for c := int64(0); c < n; c++ {
 		if err := readCluster(src, size, c, buf); err != nil {
 			return nil, err
 		}
-		used[c] = !allZero(buf)
+		switch {
+		case allZero(buf):
+			clen[c] = notStored
+		case z != nil:
+			// Only worth it if it frees at least one sector.
+			if m := len(z.compress(buf)); m <= clusterSize-512 {
+				clen[c] = int32(m)
+			} else {
+				clen[c] = stored
+			}
+		default:
+			clen[c] = stored
+		}
 	}
-	return used, nil
+	return clen, nil
 }
 
 func allZero(b []byte) bool {
@@ -113,7 +214,9 @@ func allZero(b []byte) bool {
 // layout is where every structure lives in the output, in cluster numbers.
 type layout struct {
 	size          int64
-	used          []bool
+	clen          []int32 // per guest cluster, as scanClusters reports
+	rel           []int64 // per stored guest cluster, byte offset in the data area
+	dataRefs      []uint16
 	l1Entries     int64 // l1_size
 	l1Off         int64 // first L1 cluster
 	l1Clusters    int64
@@ -131,24 +234,40 @@ type layout struct {
 
 func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
 
-func plan(size int64, used []bool) *layout {
-	l := &layout{size: size, used: used}
-	l.l1Entries = ceilDiv(int64(len(used)), l2Entries)
+func plan(size int64, clen []int32) *layout {
+	l := &layout{size: size, clen: clen, rel: make([]int64, len(clen))}
+	l.l1Entries = ceilDiv(int64(len(clen)), l2Entries)
 	l.l1Clusters = ceilDiv(l.l1Entries*8, clusterSize)
 	l.l2Index = make([]int64, l.l1Entries)
 	for i := range l.l2Index {
 		l.l2Index[i] = -1
 	}
-	for c, u := range used {
-		if !u {
+	// Data area: plain clusters cluster-aligned, compressed ones packed
+	// back to back (they may straddle host clusters, as qemu allows).
+	// Every host cluster a compressed range touches counts one reference.
+	var pos int64
+	for c, n := range clen {
+		if n == notStored {
 			continue
 		}
-		l.dataClusters++
 		if i := int64(c) / l2Entries; l.l2Index[i] < 0 {
 			l.l2Index[i] = l.l2Clusters
 			l.l2Clusters++
 		}
+		if n == stored {
+			pos = ceilDiv(pos, clusterSize) * clusterSize
+			l.rel[c] = pos
+			l.addRefs(pos, pos+clusterSize)
+			pos += clusterSize
+			continue
+		}
+		l.rel[c] = pos
+		// The sectors qemu reads: from the one holding the start to the
+		// one holding the last byte.
+		l.addRefs(pos&^511, ((pos+int64(n)-1)|511)+1)
+		pos += int64(n)
 	}
+	l.dataClusters = ceilDiv(pos, clusterSize)
 	// The refcount structures must cover themselves: grow until stable.
 	fixed := 1 + l.l1Clusters + l.l2Clusters + l.dataClusters
 	l.rbClusters, l.rtClusters = 1, 1
@@ -168,6 +287,29 @@ func plan(size int64, used []bool) *layout {
 	l.l2Off = l.rbOff + l.rbClusters
 	l.dataOff = l.l2Off + l.l2Clusters
 	return l
+}
+
+// addRefs counts one reference to each data-area cluster in [from, to).
+func (l *layout) addRefs(from, to int64) {
+	for c := from / clusterSize; c <= (to-1)/clusterSize; c++ {
+		for int64(len(l.dataRefs)) <= c {
+			l.dataRefs = append(l.dataRefs, 0)
+		}
+		l.dataRefs[c]++
+	}
+}
+
+// l2Entry is the L2 table entry of stored guest cluster c.
+func (l *layout) l2Entry(c int) uint64 {
+	host := uint64(l.dataOff*clusterSize + l.rel[c])
+	n := l.clen[c]
+	if n == stored {
+		return host | flagCopied
+	}
+	// Compressed descriptor: host byte offset in bits 0..53, the number
+	// of sectors after the first in bits 54..61, flag bit 62.
+	extra := uint64((int64(host)+int64(n)-1)>>9 - int64(host)>>9)
+	return flagCompressed | extra<<compressedShift | host
 }
 
 func (l *layout) writeMetadata(w io.Writer) error {
@@ -192,30 +334,31 @@ func (l *layout) writeMetadata(w io.Writer) error {
 	if _, err := w.Write(rt); err != nil {
 		return err
 	}
-	// Refcount blocks: every cluster up to totalClusters is used exactly once.
+	// Refcount blocks: metadata clusters once each, then the data area.
 	rb := make([]byte, l.rbClusters*clusterSize)
-	for c := int64(0); c < l.totalClusters; c++ {
+	for c := int64(0); c < l.dataOff; c++ {
 		binary.BigEndian.PutUint16(rb[c*2:], 1)
+	}
+	for i, r := range l.dataRefs {
+		binary.BigEndian.PutUint16(rb[(l.dataOff+int64(i))*2:], r)
 	}
 	if _, err := w.Write(rb); err != nil {
 		return err
 	}
-	// L2 tables, in L1 order; data clusters follow in guest order.
-	next := l.dataOff
+	// L2 tables, in L1 order.
 	l2 := make([]byte, clusterSize)
 	for i, ord := range l.l2Index {
 		if ord < 0 {
 			continue
 		}
 		clear(l2)
-		for j := int64(0); j < l2Entries; j++ {
-			c := int64(i)*l2Entries + j
-			if c >= int64(len(l.used)) {
+		for j := 0; j < l2Entries; j++ {
+			c := i*l2Entries + j
+			if c >= len(l.clen) {
 				break
 			}
-			if l.used[c] {
-				binary.BigEndian.PutUint64(l2[j*8:], uint64(next)*clusterSize|flagCopied)
-				next++
+			if l.clen[c] != notStored {
+				binary.BigEndian.PutUint64(l2[j*8:], l.l2Entry(c))
 			}
 		}
 		if _, err := w.Write(l2); err != nil {

@@ -3,11 +3,13 @@ package qcow2
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -26,6 +28,13 @@ func rawImage(t testing.TB, size int64) []byte {
 	fill(3*clusterSize+100, 70000) // straddles two clusters
 	fill(size/2, 1<<20)            // 1 MiB in the middle
 	fill(size-1000, 1000)          // the partial last cluster
+	// Compressible regions, one spanning several clusters.
+	copy(img[size/4:], bytes.Repeat([]byte("kiln compressible text "), 20000))
+	copy(img[size/3+5000:], bytes.Repeat([]byte{0xff}, 100))
+	// Half-random clusters: their compressed forms straddle host clusters.
+	for c := int64(100); c < 140; c++ {
+		fill(c*clusterSize, 3000)
+	}
 	return img
 }
 
@@ -45,23 +54,28 @@ func run(t testing.TB, name string, args ...string) string {
 	return string(out)
 }
 
-func writeImage(t testing.TB, raw []byte) []byte {
+func writeImage(t testing.TB, raw []byte, o ...Options) []byte {
 	t.Helper()
 	var b bytes.Buffer
-	if err := Write(&b, bytes.NewReader(raw), int64(len(raw))); err != nil {
+	if err := WriteOptions(&b, bytes.NewReader(raw), int64(len(raw)), append(o, Options{})[0]); err != nil {
 		t.Fatal(err)
 	}
 	return b.Bytes()
 }
 
 func TestQemuImgAcceptsImage(t *testing.T) {
+	t.Run("plain", func(t *testing.T) { testQemuImg(t, Options{}) })
+	t.Run("compressed", func(t *testing.T) { testQemuImg(t, Options{Compress: true}) })
+}
+
+func testQemuImg(t *testing.T, o Options) {
 	needTool(t, "qemu-img")
 	const size = 40<<20 + 12345
 	raw := rawImage(t, size)
 	dir := t.TempDir()
 	rawPath := filepath.Join(dir, "disk.raw")
 	imgPath := filepath.Join(dir, "disk.qcow2")
-	img := writeImage(t, raw)
+	img := writeImage(t, raw, o)
 	if err := os.WriteFile(rawPath, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -91,29 +105,44 @@ func TestQemuImgAcceptsImage(t *testing.T) {
 		t.Errorf("qemu-img info format-specific: %+v, want compat 1.1, 16 refcount bits, not corrupt", d)
 	}
 	out := run(t, "qemu-img", "check", "-f", "qcow2", imgPath)
-	if !bytes.Contains([]byte(out), []byte("No errors were found")) {
+	if !strings.Contains(out, "No errors were found") {
 		t.Errorf("qemu-img check: %s", out)
+	}
+	if o.Compress == strings.Contains(out, "0.00% compressed clusters") {
+		t.Errorf("qemu-img check statistics do not match Compress=%v:\n%s", o.Compress, out)
 	}
 	run(t, "qemu-img", "compare", "-f", "raw", "-F", "qcow2", rawPath, imgPath)
 
-	if len(img) > len(raw)/10 {
+	if len(img) > len(raw)/5 {
 		t.Errorf("image is %d bytes for a %d-byte mostly zero disk: not sparse", len(img), len(raw))
 	}
 }
 
 func TestDeterministic(t *testing.T) {
 	raw := rawImage(t, 5<<20+512)
-	if !bytes.Equal(writeImage(t, raw), writeImage(t, raw)) {
-		t.Fatal("two writes of the same input differ")
+	for _, o := range []Options{{}, {Compress: true}} {
+		if !bytes.Equal(writeImage(t, raw, o), writeImage(t, raw, o)) {
+			t.Fatalf("%+v: two writes of the same input differ", o)
+		}
+	}
+}
+
+// TestCompressedIsSmaller checks compression is used where it pays and
+// that the compressed and plain images hold the same disk (via qemu-img).
+func TestCompressedIsSmaller(t *testing.T) {
+	raw := rawImage(t, 9<<20)
+	plain, packed := writeImage(t, raw), writeImage(t, raw, Options{Compress: true})
+	if len(packed) >= len(plain)-5*clusterSize {
+		t.Fatalf("compressed image %d bytes, plain %d: compression barely used", len(packed), len(plain))
 	}
 }
 
 // TestManyRefcountBlocks forces more than one refcount block and L2 table
 // without a huge disk, by checking the layout arithmetic directly.
 func TestPlanCoversItself(t *testing.T) {
-	used := make([]bool, 3*refsPerBlock)
+	used := make([]int32, 3*refsPerBlock)
 	for i := range used {
-		used[i] = true
+		used[i] = stored
 	}
 	l := plan(int64(len(used))*clusterSize, used)
 	if l.rbClusters*refsPerBlock < l.totalClusters {
@@ -145,11 +174,15 @@ func BenchmarkWrite(b *testing.B) {
 			}
 		}
 	}
-	b.SetBytes(size)
-	for b.Loop() {
-		if err := Write(io.Discard, bytes.NewReader(raw), size); err != nil {
-			b.Fatal(err)
-		}
+	for _, o := range []Options{{}, {Compress: true}} {
+		b.Run(fmt.Sprintf("compress=%v", o.Compress), func(b *testing.B) {
+			b.SetBytes(size)
+			for b.Loop() {
+				if err := WriteOptions(io.Discard, bytes.NewReader(raw), size, o); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
