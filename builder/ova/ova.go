@@ -78,6 +78,9 @@ func Write(dst io.Writer, o Options) error {
 	if err := o.defaults(); err != nil {
 		return err
 	}
+	if o.VMDKPath == "" {
+		return fmt.Errorf("ova: VMDKPath is empty")
+	}
 	f, err := os.Open(o.VMDKPath)
 	if err != nil {
 		return fmt.Errorf("ova: opening VMDKPath: %w", err)
@@ -91,9 +94,6 @@ func Write(dst io.Writer, o Options) error {
 		if o.DiskCapacity, err = vmdkCapacity(f); err != nil {
 			return err
 		}
-	}
-	if o.DiskCapacity <= 0 {
-		return fmt.Errorf("ova: DiskCapacity %d must be positive", o.DiskCapacity)
 	}
 	diskName := o.Name + "-disk1.vmdk"
 	ovf, err := OVF(o, diskName, st.Size())
@@ -150,9 +150,6 @@ func writeManifestLine(b *bytes.Buffer, name string, h hash.Hash) {
 func (o *Options) defaults() error {
 	if !nameRE.MatchString(o.Name) || len(o.Name)+len("-disk1.vmdk") > 100 {
 		return fmt.Errorf("ova: Name %q: want letters, digits, '.', '_' or '-', at most 89 characters", o.Name)
-	}
-	if o.VMDKPath == "" {
-		return fmt.Errorf("ova: VMDKPath is empty")
 	}
 	if o.CPUs == 0 {
 		o.CPUs = 2

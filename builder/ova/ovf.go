@@ -12,11 +12,14 @@ import (
 const streamOptimizedFormat = "http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"
 
 // OVF renders the OVF 1.0 descriptor for o, referring to the disk file
-// diskName of diskFileSize bytes. o must already hold its defaults (Write
-// applies them); it is exported so callers can inspect the descriptor.
+// diskName of diskFileSize bytes, applying the same defaults as Write.
+// o.DiskCapacity must be set; o.VMDKPath is not used.
 func OVF(o Options, diskName string, diskFileSize int64) ([]byte, error) {
 	if err := o.defaults(); err != nil {
 		return nil, err
+	}
+	if o.DiskCapacity <= 0 {
+		return nil, fmt.Errorf("ova: DiskCapacity %d must be positive", o.DiskCapacity)
 	}
 	var b strings.Builder
 	p := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
