@@ -263,3 +263,23 @@ func TestErrors(t *testing.T) {
 type discard struct{}
 
 func (discard) WriteAt(p []byte, off int64) (int, error) { return len(p), nil }
+
+func TestSectionWriter(t *testing.T) {
+	d := testDisk(t)
+	buf := &memDisk{b: make([]byte, d.SizeBytes)}
+	esp := d.Partitions[0]
+	sw := esp.SectionWriter(buf)
+	if _, err := sw.WriteAt([]byte("FAT"), 3); err != nil {
+		t.Fatal(err)
+	}
+	if string(buf.b[esp.Offset()+3:esp.Offset()+6]) != "FAT" {
+		t.Error("SectionWriter wrote to the wrong place")
+	}
+	if _, err := sw.WriteAt([]byte("xy"), esp.Size()-1); err == nil || !strings.Contains(err.Error(), `"ESP"`) {
+		t.Errorf("write past the partition end: err = %v", err)
+	}
+}
+
+type memDisk struct{ b []byte }
+
+func (m *memDisk) WriteAt(p []byte, off int64) (int, error) { return copy(m.b[off:], p), nil }

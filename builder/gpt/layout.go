@@ -1,6 +1,9 @@
 package gpt
 
-import "fmt"
+import (
+	"fmt"
+	"io"
+)
 
 // Alignment is where Layout starts partitions: 1 MiB, which suits 4 KiB
 // sectors, SSD erase blocks and every partitioning tool's default.
@@ -52,4 +55,24 @@ func Layout(sizeBytes int64, parts []Want) ([]Partition, error) {
 		next = last + 1
 	}
 	return out, nil
+}
+
+// SectionWriter returns a writer for the bytes of partition p inside the disk
+// image w: offset 0 is the partition's first byte, and writes past its end
+// fail, so a filesystem writer cannot spill into the next partition.
+func (p Partition) SectionWriter(w io.WriterAt) io.WriterAt {
+	return &sectionWriter{w: w, off: p.Offset(), size: p.Size(), name: p.Name}
+}
+
+type sectionWriter struct {
+	w         io.WriterAt
+	off, size int64
+	name      string
+}
+
+func (s *sectionWriter) WriteAt(b []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(b)) > s.size {
+		return 0, fmt.Errorf("gpt: write of %d bytes at %d is outside partition %q (%d bytes)", len(b), off, s.name, s.size)
+	}
+	return s.w.WriteAt(b, s.off+off)
 }
