@@ -358,3 +358,45 @@ func TestErrors(t *testing.T) {
 type discard struct{}
 
 func (discard) WriteAt(p []byte, off int64) (int, error) { return len(p), nil }
+
+// TestBigRoot fills a FAT12/16 root directory past the usual 512 entries:
+// the fixed root region must grow to hold it.
+func TestBigRoot(t *testing.T) {
+	tr := fstree.New()
+	for i := range 300 {
+		tr.AddFile(fmt.Sprintf("root file number %03d.txt", i), 0o644, []byte{byte(i)})
+	}
+	for _, ft := range []int{12, 16} {
+		img := writeImage(t, tr, Options{Size: 4 << 20, FATType: ft, Label: "ROOT"})
+		fsck(t, img)
+		dir := filepath.Join(t.TempDir(), "out")
+		os.Mkdir(dir, 0o755)
+		run(t, "mcopy", "-s", "-n", "-i", img, "::", dir)
+		compareTree(t, tr, dir)
+	}
+}
+
+// TestHostFilesAndHiddenSectors writes files streamed from the host and a
+// partition offset into the BPB.
+func TestHostFilesAndHiddenSectors(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "kernel")
+	os.WriteFile(src, pattern(9, 300000), 0o644)
+	tr := fstree.New()
+	if err := tr.AddHostFile("boot/vmlinuz", 0o644, src); err != nil {
+		t.Fatal(err)
+	}
+	img := writeImage(t, tr, Options{Size: 2 << 20, HiddenSectors: 2048})
+	if out := fsck(t, img); !strings.Contains(out, "2048 hidden sectors") {
+		t.Errorf("fsck.vfat does not see the hidden sectors:\n%s", out)
+	}
+	dir := filepath.Join(t.TempDir(), "out")
+	os.Mkdir(dir, 0o755)
+	run(t, "mcopy", "-s", "-n", "-i", img, "::", dir)
+	compareTree(t, tr, dir)
+
+	// The source shrinking after Add must not produce a silently short file.
+	os.WriteFile(src, []byte("short"), 0o644)
+	if err := Write(discard{}, tr, Options{Size: 2 << 20}); err == nil || !strings.Contains(err.Error(), "boot/vmlinuz") {
+		t.Errorf("changed source: err = %v", err)
+	}
+}
