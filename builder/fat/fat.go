@@ -13,6 +13,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"unicode/utf16"
 
@@ -159,7 +161,8 @@ func buildNodes(t *fstree.Tree, o Options) ([]*node, *node, error) {
 		byPath[e.Path] = n
 		nodes = append(nodes, n)
 	}
-	for p, a := range o.Attributes {
+	for _, p := range slices.Sorted(maps.Keys(o.Attributes)) { // sorted: the same error every time
+		a := o.Attributes[p]
 		n := byPath[fstree.Clean(p)]
 		if n == nil || n.e.Path == "" {
 			return nil, nil, fmt.Errorf("fat: Options.Attributes: %q is not a file or directory in the tree", p)
