@@ -181,7 +181,7 @@ func untar(tr *tar.Reader, dir string, logf func(string, ...any)) error {
 			fi, err := root.Lstat(rel)
 			switch {
 			case err == nil && !fi.IsDir():
-				return fmt.Errorf("%s: directory entry over an existing %s", rel, fi.Mode().Type())
+				return fmt.Errorf("%s: directory entry over an existing %s", rel, describe(fi.Mode()))
 			case err != nil:
 				// Owner-writable while extracting; the real mode is set at the end.
 				if err := root.Mkdir(rel, 0o700); err != nil {

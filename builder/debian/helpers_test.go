@@ -74,9 +74,9 @@ func clearsignText(t *testing.T, e *openpgp.Entity, text string) []byte {
 // testPkg is one package of a fake archive.
 type testPkg struct {
 	name, version, arch string
-	depends, preDepends  string
-	provides             string
-	deb                  []byte // file content served from the pool
+	depends, preDepends string
+	provides            string
+	deb                 []byte // file content served from the pool
 }
 
 func (p testPkg) filename() string {

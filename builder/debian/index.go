@@ -126,7 +126,15 @@ func (s *Source) indexFile(ctx context.Context, rel *release, path string, f ind
 		if s.Offline {
 			return nil, fmt.Errorf("debian: offline and %s (SHA256 %s) is not cached at %s; run once with network access", what, f.sha256, cache)
 		}
-		if err := s.download(ctx, rel.indexURL(path, f), cache, f.size, f.sha256, what); err != nil {
+		err := s.download(ctx, rel.indexURL(path, f), cache, f.size, f.sha256, what)
+		if err != nil && rel.byHash && ctx.Err() == nil {
+			// Some archives (the security one) lack by-hash copies of a few
+			// files; apt falls back to the plain name too. The checksum
+			// still decides.
+			s.logf("%v; trying %s", err, what)
+			err = s.download(ctx, what, cache, f.size, f.sha256, what)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}

@@ -216,3 +216,19 @@ func TestMissingPackageNamed(t *testing.T) {
 		t.Fatalf("missing package: %v", err)
 	}
 }
+
+func TestByHashFallback(t *testing.T) {
+	a := newFakeArchive(t, "bookworm", archivePkgs)
+	for k := range a.files {
+		if strings.Contains(k, "/by-hash/") {
+			delete(a.files, k)
+		}
+	}
+	ix, err := a.source(t.TempDir()).Index(context.Background(), "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ix.Lookup("hello", ""); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -35,7 +35,7 @@ type release struct {
 	date       time.Time
 	validUntil time.Time
 	byHash     bool
-	allInArch  bool                 // arch:all packages are listed in binary-<arch> (No-Support-for-Architecture-all: Packages)
+	allInArch  bool                 // arch:all packages are listed in binary-<arch>: no binary-all to read
 	files      map[string]indexFile // path under dists/<suite>/ -> checksum
 }
 
@@ -193,7 +193,10 @@ func parseRelease(text []byte, url string) (*release, error) {
 		byHash:     strings.EqualFold(st["acquire-by-hash"], "yes"),
 		files:      map[string]indexFile{},
 	}
-	rel.allInArch = strings.Contains(st["no-support-for-architecture-all"], "Packages")
+	// As apt does: binary-all is a separate index only when the archive
+	// lists "all" among its Architectures and does not say it merged them.
+	rel.allInArch = !contains(strings.Fields(st["architectures"]), "all") ||
+		strings.Contains(st["no-support-for-architecture-all"], "Packages")
 	if v := st["date"]; v != "" {
 		if rel.date, err = parseReleaseTime(v); err != nil {
 			return nil, fmt.Errorf("debian: %s: Date: %w", url, err)
