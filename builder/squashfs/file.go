@@ -1,6 +1,7 @@
 package squashfs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -66,24 +67,9 @@ func (iw *imageWriter) writeFile(e *fstree.Entry) ([]byte, error) {
 	return b, nil
 }
 
-func allZero(p []byte) bool {
-	for len(p) >= 8 {
-		if p[0]|p[1]|p[2]|p[3]|p[4]|p[5]|p[6]|p[7] != 0 {
-			return false
-		}
-		p = p[8:]
-	}
-	for _, c := range p {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // writeBlock writes one full data block and returns its block-list word.
 func (iw *imageWriter) writeBlock(p []byte, name string) (uint32, error) {
-	if allZero(p) {
+	if bytes.Equal(p, iw.zeros) { // vectorised compare
 		return 0, nil
 	}
 	return iw.writeCompressed(p, name)

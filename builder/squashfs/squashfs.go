@@ -2,6 +2,12 @@
 // fstree.Tree, in the layout the Linux kernel and squashfs-tools read:
 // superblock, data blocks and fragments, inode table, directory table,
 // fragment table, export table, id table.
+//
+// File data is streamed one block at a time; tails of every file are packed
+// into shared fragment blocks; all-zero blocks become holes. Not written:
+// xattrs, hard links (fstree has none), duplicate detection. The kernel
+// refuses block sizes below its page size, so keep BlockSize >= 4096 on
+// 4 KiB-page kernels (and >= 65536 for 64 KiB pages).
 package squashfs
 
 import (
@@ -49,6 +55,7 @@ func Write(w io.WriterAt, t *fstree.Tree, o Options) (size int64, err error) {
 		inodes:    newMetaWriter(comp),
 		dirs:      newMetaWriter(comp),
 		readBuf:   make([]byte, o.BlockSize),
+		zeros:     make([]byte, o.BlockSize),
 		fragBuf:   make([]byte, 0, o.BlockSize),
 	}
 	if err := iw.plan(t); err != nil {
@@ -81,6 +88,7 @@ type imageWriter struct {
 	export []uint64 // inode reference by inode number - 1
 
 	readBuf []byte
+	zeros   []byte      // one block of zeros, to spot holes
 	fragBuf []byte      // file tails waiting to fill a fragment block
 	frags   []fragEntry // fragment blocks written so far
 	scratch []byte

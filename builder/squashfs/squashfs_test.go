@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -34,7 +35,7 @@ type memFile struct{ b []byte }
 
 func (m *memFile) WriteAt(p []byte, off int64) (int, error) {
 	if end := int(off) + len(p); end > len(m.b) {
-		m.b = append(m.b, make([]byte, end-len(m.b))...)
+		m.b = slices.Grow(m.b, end-len(m.b))[:end]
 	}
 	return copy(m.b[off:], p), nil
 }
