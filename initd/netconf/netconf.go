@@ -181,6 +181,9 @@ func parseAddr(field, s string) (netip.Addr, error) {
 }
 
 func parsePrefix(field, s string) (netip.Prefix, error) {
+	if a, m, ok := strings.Cut(s, "/"); ok && strings.Contains(m, ".") {
+		return prefixFromMask(field, a, m) // 192.168.1.10/255.255.255.0, as cloud-init's docs write it
+	}
 	p, err := netip.ParsePrefix(s)
 	if err != nil {
 		return netip.Prefix{}, fmt.Errorf("%s: %q is not an address/prefix", field, s)

@@ -72,6 +72,9 @@ func TestV2Docs(t *testing.T) {
 	if lom.Name != "lom1" || lom.Match.Name != "en*" || lom.MTU != 9000 {
 		t.Errorf("lom = %+v", lom)
 	}
+	if c2, err := ParseV2([]byte("version: 2\nethernets:\n  e:\n    addresses: [192.168.1.10/255.255.255.0]\n")); err != nil || c2.Links[0].Addresses[0] != netip.MustParsePrefix("192.168.1.10/24") {
+		t.Errorf("dotted mask: %v", err)
+	}
 	if e := mustLink(t, c, "eno1"); e.Match.Name != "eno1" {
 		t.Errorf("eno1 = %+v", e)
 	}
