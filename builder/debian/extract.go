@@ -35,6 +35,28 @@ func Extract(debPath, dir string, logf func(format string, args ...any)) error {
 	if _, err := os.Lstat(dir); err == nil {
 		return fmt.Errorf("extract %s: %s already exists", debPath, dir)
 	}
+	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".tmp-extract-*")
+	if err != nil {
+		return fmt.Errorf("extract %s: %w", debPath, err)
+	}
+	defer os.RemoveAll(tmp) // no-op after the rename
+	err = withDataTar(debPath, func(tr *tar.Reader) error {
+		return untar(tr, tmp, func(format string, args ...any) {
+			logf("debian: %s: "+format, append([]any{filepath.Base(debPath)}, args...)...)
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, dir); err != nil {
+		return fmt.Errorf("extract %s: %w", debPath, err)
+	}
+	return nil
+}
+
+// withDataTar opens the data.tar member of a .deb and hands its tar reader
+// to fn; errors name the file and member.
+func withDataTar(debPath string, fn func(*tar.Reader) error) error {
 	f, err := os.Open(debPath)
 	if err != nil {
 		return fmt.Errorf("extract: %w", err)
@@ -44,24 +66,13 @@ func Extract(debPath, dir string, logf func(format string, args ...any)) error {
 	if err != nil {
 		return fmt.Errorf("extract %s: %w", debPath, err)
 	}
-	tr, closeTar, err := decompressor(name, data)
+	r, closeR, err := decompressor(name, data)
 	if err != nil {
 		return fmt.Errorf("extract %s: %s: %w", debPath, name, err)
 	}
-	defer closeTar()
-
-	tmp, err := os.MkdirTemp(filepath.Dir(dir), ".tmp-extract-*")
-	if err != nil {
-		return fmt.Errorf("extract %s: %w", debPath, err)
-	}
-	defer os.RemoveAll(tmp) // no-op after the rename
-	if err := untar(tar.NewReader(tr), tmp, func(format string, args ...any) {
-		logf("debian: %s: "+format, append([]any{filepath.Base(debPath)}, args...)...)
-	}); err != nil {
+	defer closeR()
+	if err := fn(tar.NewReader(r)); err != nil {
 		return fmt.Errorf("extract %s: %s: %w", debPath, name, err)
-	}
-	if err := os.Rename(tmp, dir); err != nil {
-		return fmt.Errorf("extract %s: %w", debPath, err)
 	}
 	return nil
 }

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/kilnproject/kiln/builder/fstree"
 )
 
 // buildDeb makes a real .deb with dpkg-deb, compressing data.tar with comp
@@ -262,5 +264,69 @@ func TestExtractCached(t *testing.T) {
 	dir2, err := src.ExtractCached(ctx, p)
 	if err != nil || dir2 != dir {
 		t.Fatalf("offline ExtractCached: %s, %v", dir2, err)
+	}
+}
+
+func TestAddToTree(t *testing.T) {
+	deb := buildDeb(t, "zstd")
+	dir := filepath.Join(t.TempDir(), "x")
+	if err := Extract(deb, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	tree := fstree.New()
+	if err := AddToTree(tree, deb, dir); err != nil {
+		t.Fatal(err)
+	}
+	check := func(p string, kind fstree.Kind, perm fs.FileMode) *fstree.Entry {
+		t.Helper()
+		e := tree.Get(p)
+		if e == nil {
+			t.Fatalf("%s missing from the tree", p)
+		}
+		if e.Kind != kind || e.Perm != perm || e.UID != 0 || e.GID != 0 {
+			t.Errorf("%s: %v %v %d:%d, want %v %v 0:0", p, e.Kind, e.Perm, e.UID, e.GID, kind, perm)
+		}
+		return e
+	}
+	if b, err := check("usr/bin/hello-again", fstree.File, 0o755).ReadAll(); err != nil || string(b) != "#!/bin/sh\necho hello\n" {
+		t.Errorf("hard link content %q %v", b, err)
+	}
+	check("usr/bin/setuid-tool", fstree.File, 0o755|fs.ModeSetuid)
+	check("etc/secret", fstree.Dir, 0o700)
+	check("usr/share/fifo", fstree.FIFO, 0o644)
+	if e := check("usr/bin/hi", fstree.Symlink, 0o777); e.Target != "hello" {
+		t.Errorf("symlink target %q", e.Target)
+	}
+	if e := tree.Get("usr/bin/hello"); e.Size() != int64(len("#!/bin/sh\necho hello\n")) {
+		t.Errorf("size %d", e.Size())
+	}
+}
+
+func TestDeviceNodes(t *testing.T) {
+	deb := arDeb(t, tarOf(t,
+		tar.Header{Name: "./dev/", Mode: 0o755, Typeflag: tar.TypeDir},
+		tar.Header{Name: "./dev/null", Mode: 0o666, Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 3},
+		tar.Header{Name: "./dev/sda", Mode: 0o660, Typeflag: tar.TypeBlock, Devmajor: 8, Devminor: 0, Gid: 6},
+	))
+	dir := filepath.Join(t.TempDir(), "x")
+	var logs []string
+	if err := Extract(deb, dir, func(f string, a ...any) { logs = append(logs, fmt.Sprintf(f, a...)) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(logs) != 2 || !strings.Contains(logs[0], "char device dev/null") || !strings.Contains(logs[1], "block device dev/sda") {
+		t.Errorf("logs: %q", logs)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "dev/null")); err == nil {
+		t.Errorf("device node created")
+	}
+	tree := fstree.New()
+	if err := AddToTree(tree, deb, dir); err != nil {
+		t.Fatal(err)
+	}
+	if e := tree.Get("dev/null"); e == nil || e.Kind != fstree.CharDev || e.Major != 1 || e.Minor != 3 || e.Perm != 0o666 {
+		t.Errorf("dev/null in tree: %+v", e)
+	}
+	if e := tree.Get("dev/sda"); e == nil || e.Kind != fstree.BlockDev || e.Major != 8 || e.GID != 6 {
+		t.Errorf("dev/sda in tree: %+v", e)
 	}
 }

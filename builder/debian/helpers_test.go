@@ -131,7 +131,8 @@ type fakeArchive struct {
 	srv       *httptest.Server
 	requests  []string
 	suite     string
-	extraHead string // extra InRelease fields (Valid-Until, ...)
+	extraHead string    // extra InRelease fields (Valid-Until, ...)
+	allPkgs   []testPkg // published as a separate binary-all index when set
 }
 
 func newFakeArchive(t *testing.T, suite string, pkgs []testPkg) *fakeArchive {
@@ -161,16 +162,28 @@ func (a *fakeArchive) publish(pkgs []testPkg) {
 		}
 		a.files["debian/"+p.filename()] = deb
 	}
-	var gz bytes.Buffer
-	zw := gzip.NewWriter(&gz)
-	zw.Write([]byte(packagesText(pkgs)))
-	zw.Close()
-	pk := gz.Bytes()
 	dist := "debian/dists/" + a.suite + "/"
-	a.files[dist+"main/binary-amd64/Packages.gz"] = pk
-	a.files[dist+"main/binary-amd64/by-hash/SHA256/"+sum(pk)] = pk
-	a.sign(fmt.Sprintf("Origin: Test\nSuite: %s\nCodename: %s\nDate: Sat, 01 Jun 2024 00:00:00 UTC\n%sAcquire-By-Hash: yes\nNo-Support-for-Architecture-all: Packages\nArchitectures: amd64\nComponents: main\nSHA256:\n %s %d main/binary-amd64/Packages.gz\n",
-		a.suite, a.suite, a.extraHead, sum(pk), len(pk)))
+	index := func(dir string, pkgs []testPkg) string {
+		var gz bytes.Buffer
+		zw := gzip.NewWriter(&gz)
+		zw.Write([]byte(packagesText(pkgs)))
+		zw.Close()
+		pk := gz.Bytes()
+		a.files[dist+"main/"+dir+"/Packages.gz"] = pk
+		a.files[dist+"main/"+dir+"/by-hash/SHA256/"+sum(pk)] = pk
+		return fmt.Sprintf(" %s %d main/%s/Packages.gz\n", sum(pk), len(pk), dir)
+	}
+	sums := index("binary-amd64", pkgs)
+	archs := "Architectures: amd64\nNo-Support-for-Architecture-all: Packages\n"
+	if a.allPkgs != nil {
+		for _, p := range a.allPkgs {
+			a.files["debian/"+p.filename()] = p.deb
+		}
+		sums += index("binary-all", a.allPkgs)
+		archs = "Architectures: all amd64\n"
+	}
+	a.sign(fmt.Sprintf("Origin: Test\nSuite: %s\nCodename: %s\nDate: Sat, 01 Jun 2024 00:00:00 UTC\n%sAcquire-By-Hash: yes\n%sComponents: main\nSHA256:\n%s",
+		a.suite, a.suite, a.extraHead, archs, sums))
 }
 
 func (a *fakeArchive) sign(release string) {

@@ -232,3 +232,17 @@ func TestByHashFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestBinaryAll(t *testing.T) {
+	a := newFakeArchive(t, "bookworm", archivePkgs)
+	a.allPkgs = []testPkg{{name: "docs", version: "1", arch: "all", depends: "hello", deb: []byte("docs deb")}}
+	a.publish(archivePkgs)
+	ix, err := a.source(t.TempDir()).Index(context.Background(), "amd64")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := ix.Resolve([]string{"docs"}, nil)
+	if err != nil || names(got) != "docs=1 hello=2.10-3 libc6=2.36-9+deb12u10" {
+		t.Fatalf("binary-all package: %s %v", names(got), err)
+	}
+}
