@@ -8,7 +8,10 @@
 // descriptor (16), El Torito boot record (17, when booting), terminator,
 // L and M path tables, directories in path table order, Rock Ridge
 // continuation blocks, the boot catalog, then file contents in directory
-// order, each file in one extent.
+// order, each file in one extent. Empty files, symlinks and devices have no
+// extent (LBA 0). Primary names are level-2 style (see names.go); deep
+// directories are written in place, without RR_MOVED relocation, which
+// Linux and xorriso read fine. Non-hybrid images are not padded.
 package iso9660
 
 import (

@@ -101,6 +101,9 @@ func tfEntry(t time.Time) []byte {
 	return suEntry("TF", p)
 }
 
+// pnEntry records a device number as high = major, low = minor, which is
+// what Linux's Rock Ridge reader turns back into MKDEV(high, low).
+// (xorriso reads the pair as one 64-bit dev_t and lists odd numbers.)
 func pnEntry(major, minor uint32) []byte {
 	p := make([]byte, 16)
 	put733(p, major)
