@@ -265,7 +265,19 @@ func (b *Boot) prepareState(context.Context) error {
 		o.Index, _ = strconv.Atoi(os.Getenv(envStateIndex))
 	}
 	if _, err := state.Prepare(o); err != nil {
-		return err
+		if o.Partition == "" {
+			return err
+		}
+		// Keep booting on tmpfs: a node without its state is still
+		// reachable for repair, one stuck here is not.
+		b.logf("ERROR: state on %s: %v; falling back to tmpfs, nothing will persist", o.Partition, err)
+		for _, d := range []string{"/etc", "/var"} {
+			unix.Unmount(d, unix.MNT_DETACH)
+		}
+		unix.Unmount(state.Dir, unix.MNT_DETACH)
+		if _, err := state.Prepare(state.Options{Log: b.logf}); err != nil {
+			return err
+		}
 	}
 	if err := b.Log.FlushTo(LogFile); err != nil {
 		b.logf("log: %v", err)
@@ -321,6 +333,11 @@ func kernelTime(system bool) time.Duration {
 		if v, err := strconv.ParseFloat(os.Getenv(envKernel), 64); err == nil {
 			return time.Duration(v * float64(time.Second))
 		}
+	}
+	if _, err := os.Stat("/proc/uptime"); err != nil && os.Getpid() == 1 {
+		// First thing in the initramfs: /proc is not mounted yet.
+		os.MkdirAll("/proc", 0o555)
+		unix.Mount("proc", "/proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "")
 	}
 	if s, err := os.ReadFile("/proc/uptime"); err == nil {
 		if d, err := ParseUptime(string(s)); err == nil {
