@@ -397,3 +397,22 @@ func (n *Network) addRoute(l netlink.Link, r netconf.Route) error {
 	}
 	return nil
 }
+
+// Release stops renewal and removes the DHCP addresses and their default
+// routes: used when a seed's network-config replaces the temporary DHCP
+// that was brought up to reach a metadata service.
+func (n *Network) Release() {
+	if n.cancel != nil {
+		n.cancel()
+	}
+	n.wg.Wait()
+	for _, l := range n.Leases {
+		link, err := n.h.LinkByName(l.Link)
+		if err != nil {
+			continue
+		}
+		a := l.Address
+		n.h.AddrDel(link, &netlink.Addr{IPNet: &a}) // the kernel drops routes through it too
+	}
+	n.h.Close()
+}
