@@ -35,6 +35,7 @@ type Network struct {
 	renewals int
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+	closed   sync.Once
 
 	Addresses   []string // CIDRs configured on non-loopback links
 	Nameservers []string
@@ -52,7 +53,7 @@ func (n *Network) Stop() {
 		n.cancel()
 	}
 	n.wg.Wait()
-	n.h.Close()
+	n.closed.Do(n.h.Close)
 }
 
 // Apply configures the network namespace of the calling OS thread (lock it
@@ -406,6 +407,8 @@ func (n *Network) Release() {
 		n.cancel()
 	}
 	n.wg.Wait()
+	n.mu.Lock()
+	defer n.mu.Unlock()
 	for _, l := range n.Leases {
 		link, err := n.h.LinkByName(l.Link)
 		if err != nil {
@@ -414,5 +417,5 @@ func (n *Network) Release() {
 		a := l.Address
 		n.h.AddrDel(link, &netlink.Addr{IPNet: &a}) // the kernel drops routes through it too
 	}
-	n.h.Close()
+	n.closed.Do(n.h.Close)
 }
