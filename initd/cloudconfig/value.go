@@ -75,7 +75,6 @@ func (o obj) str(key string) (string, error) {
 	}
 }
 
-
 func (o obj) bool(key string) (bool, error) {
 	switch v := o.m[key].(type) {
 	case nil:
@@ -129,4 +128,3 @@ func (o obj) strList(key string) ([]string, error) {
 	}
 	return out, nil
 }
-
