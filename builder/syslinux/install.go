@@ -25,6 +25,15 @@ const (
 // root of the ESP tree t. Write the volume with FATAttributes so ldlinux.sys
 // is read-only, hidden and system, as syslinux leaves it.
 func (l *Loader) AddFiles(t *fstree.Tree, cfg []byte) error {
+	// ldlinux.c32 takes the first config it finds in these directories, so
+	// one elsewhere in the tree would silently win over cfg.
+	for _, dir := range []string{"boot/isolinux", "isolinux", "boot/syslinux", "syslinux"} {
+		for _, name := range []string{"isolinux.cfg", "syslinux.cfg", "extlinux.conf"} {
+			if p := dir + "/" + name; t.Get(p) != nil {
+				return fmt.Errorf("syslinux: the tree already holds /%s, which SYSLINUX would read instead of /%s", p, ConfigFile)
+			}
+		}
+	}
 	for _, f := range []struct {
 		path string
 		perm fs.FileMode

@@ -204,3 +204,24 @@ func TestInstallErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestAddFilesRefusesShadowingConfig(t *testing.T) {
+	l := hostLoader(t)
+	tr := fstree.New()
+	tr.AddFile("boot/syslinux/syslinux.cfg", 0o644, []byte("DEFAULT other\n"))
+	if err := l.AddFiles(tr, []byte(testCfg)); err == nil || !strings.Contains(err.Error(), "/boot/syslinux/syslinux.cfg") {
+		t.Errorf("AddFiles with /boot/syslinux/syslinux.cfg present: %v", err)
+	}
+	tr = fstree.New()
+	if err := l.AddFiles(tr, []byte(testCfg)); err != nil {
+		t.Fatal(err)
+	}
+	for p, a := range l.FATAttributes() {
+		if e := tr.Get(p); e == nil || a != fat.AttrReadOnly|fat.AttrHidden|fat.AttrSystem {
+			t.Errorf("FATAttributes: %s -> %#x, entry %v", p, a, e)
+		}
+	}
+	if e := tr.Get(ConfigFile); e == nil || string(e.Data) != testCfg {
+		t.Errorf("syslinux.cfg not at the root")
+	}
+}
