@@ -177,6 +177,16 @@ func TestInstallDeterministic(t *testing.T) {
 	if sums[0] != sums[1] {
 		t.Error("two installs of the same inputs differ")
 	}
+	// Installing again over an installed volume changes nothing.
+	d := makeDisk(t, l, 32, 40<<20, testCfg)
+	for range 2 {
+		if err := l.Install(d.f, d.esp.Offset(), d.esp.Size()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b, _ := os.ReadFile(d.path); sha256.Sum256(b) != sums[0] {
+		t.Error("a second Install changed the disk")
+	}
 }
 
 func TestInstallErrors(t *testing.T) {
