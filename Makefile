@@ -8,7 +8,7 @@ OUT ?= out
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -buildid= -X main.version=$(VERSION)
 
-.PHONY: all kiln image test unit boot bench e2e fuzz clean deps
+.PHONY: all kiln image test unit boot bench e2e fuzz clean deps deps-check
 
 all: kiln
 
@@ -21,7 +21,7 @@ image: bin/kiln
 	bin/kiln build -p $(PROFILE) --arch $(ARCH) -o $(OUT)
 
 # Unit tests, short fuzzing of the parsers, then the QEMU boot tests.
-test: unit fuzz boot
+test: deps-check unit fuzz boot
 
 unit:
 	$(GO) vet ./...
@@ -37,7 +37,13 @@ bench: bin/kiln
 	$(GO) run ./test/bench -profile $(PROFILE) -o docs/BENCHMARKS.md
 
 deps:
-	sudo bash .ci/deps || bash .ci/deps
+	bash .ci/deps
+
+# Installs the test tools when one is missing (root, or sudo).
+deps-check:
+	@for t in qemu-system-x86_64 qemu-system-aarch64 qemu-img xorriso mcopy fsck.vfat unsquashfs sgdisk cpio; do \
+	  command -v $$t >/dev/null || { echo "installing test dependencies ($$t missing)"; \
+	    if [ $$(id -u) = 0 ]; then bash .ci/deps; else sudo bash .ci/deps; fi; break; }; done
 
 clean:
 	rm -rf bin $(OUT)

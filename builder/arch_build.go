@@ -8,6 +8,7 @@ import (
 
 	"github.com/kilnproject/kiln/arch"
 	"github.com/kilnproject/kiln/builder/profile"
+	"github.com/kilnproject/kiln/builder/syslinux"
 )
 
 // archBuild is the pipeline for one architecture.
@@ -24,6 +25,8 @@ type archBuild struct {
 	initrd []byte
 	sqfs   string // path of the system squashfs
 	sqfsSz int64
+
+	biosLoader *syslinux.Loader // amd64 disk images
 }
 
 func (b *archBuild) stage(name string) func(int64, string) {

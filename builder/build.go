@@ -133,6 +133,9 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 		res.Artifacts[i].Path = final
+		if res.Artifacts[i].SHA256, err = fileSHA256(final); err != nil {
+			return nil, err
+		}
 	}
 	if err := os.Rename(filepath.Join(tmp, sbomName), res.SBOM); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/kilnproject/kiln/builder/fat"
 	"github.com/kilnproject/kiln/builder/gpt"
 	"github.com/kilnproject/kiln/builder/profile"
 )
@@ -90,7 +91,8 @@ func (b *archBuild) writeDisk(path string) error {
 	}
 	espW := io.NewOffsetWriter(f, int64(parts[0].FirstLBA)*512)
 	espLen := int64(parts[0].LastLBA-parts[0].FirstLBA+1) * 512
-	if err := writeFATTo(espW, espT, espLen, "KILN-ESP", b.volumeID("esp"), b.o.Epoch); err != nil {
+	if err := writeFATTo(espW, espT, fat.Options{Size: espLen, Label: "KILN-ESP", VolumeID: b.volumeID("esp"), ModTime: b.o.Epoch,
+		Attributes: b.fatAttributes(), HiddenSectors: uint32(parts[0].FirstLBA)}); err != nil {
 		return fmt.Errorf("ESP: %w", err)
 	}
 	if b.arch.BIOS {

@@ -96,7 +96,7 @@ func (b *archBuild) writeFormats(ctx context.Context) ([]Artifact, error) {
 	}
 	if want["vmdk"] || want["ova"] {
 		if err := convert("vmdk", "streamOptimized", func(f *os.File) error {
-			return vmdk.WriteStreamOptimized(f, src, size, vmdk.Options{})
+			return vmdk.WriteStreamOptimized(f, src, size, vmdk.Options{FileName: BaseName(b.p, b.arch.Name) + "-disk1.vmdk"})
 		}); err != nil {
 			return nil, err
 		}
@@ -124,7 +124,7 @@ func (b *archBuild) writeFormats(ctx context.Context) ([]Artifact, error) {
 			arts = dropFormat(arts, "vmdk")
 		}
 	}
-	vopts := vhd.Options{UniqueID: gpt.NameGUID(b.p.Name, b.p.Version, b.arch.Name, "vhd"), Timestamp: uint32(b.o.Epoch - 946684800)}
+	vopts := vhd.Options{UniqueID: [16]byte(gpt.NameGUID(b.p.Name, b.p.Version, b.arch.Name, "vhd")), Timestamp: uint32(b.o.Epoch - 946684800)}
 	if want["vhd"] {
 		if err := convert("vhd", "fixed", func(f *os.File) error { return vhd.WriteFixed(f, src, size, vopts) }); err != nil {
 			return nil, err
@@ -298,14 +298,14 @@ func writeFAT(path string, t *fstree.Tree, size int64, label string, id uint32, 
 	if err := f.Truncate(size); err != nil {
 		return err
 	}
-	if err := writeFATTo(f, t, size, label, id, epoch); err != nil {
+	if err := writeFATTo(f, t, fat.Options{Size: size, Label: label, VolumeID: id, ModTime: epoch}); err != nil {
 		return err
 	}
 	return f.Close()
 }
 
-func writeFATTo(w io.WriterAt, t *fstree.Tree, size int64, label string, id uint32, epoch int64) error {
-	return fat.Write(w, t, fat.Options{Size: size, Label: label, VolumeID: id, ModTime: epoch})
+func writeFATTo(w io.WriterAt, t *fstree.Tree, o fat.Options) error {
+	return fat.Write(w, t, o)
 }
 
 // writePXE writes the kernel, initramfs, command line and an iPXE script.

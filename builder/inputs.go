@@ -29,6 +29,9 @@ type extracted struct {
 func bootPackages(a arch.Info) []string {
 	set := map[string]bool{a.EFIStub.Package: true}
 	if a.BIOS {
+		set[syslinuxInstaller.Package] = true
+	}
+	if a.BIOS {
 		for _, f := range []arch.PkgFile{a.ISOLinux, a.ISOHybridMBR, a.LDLinux, a.GPTMBR} {
 			set[f.Package] = true
 		}
@@ -47,33 +50,28 @@ var userlandExclude = []string{"debconf", "dpkg", "perl-base", "init-system-help
 	"debianutils", "base-files", "base-passwd", "sysvinit-utils", "login", "passwd", "adduser", "lsb-base", "install-info"}
 
 func (b *archBuild) debianSource() (*debian.Source, error) {
-	var suites []debian.Suite
-	var err error
 	if b.o.Mirror != "" {
-		suites = debian.SuitesForMirror(b.o.Mirror, b.p.Debian.Suites)
-	} else {
-		suites, err = debian.HostSuites()
-		if err != nil {
-			return nil, err
-		}
-		if len(b.p.Debian.Suites) > 0 {
-			var keep []debian.Suite
-			for _, s := range suites {
-				if contains(b.p.Debian.Suites, s.Suite) {
-					keep = append(keep, s)
-				}
-			}
-			suites = keep
-		}
+		// The flag wins over the environment and the host's apt sources.
+		os.Setenv(debian.MirrorEnv, b.o.Mirror)
 	}
-	if b.p.Debian.Snapshot != "" {
-		suites = debian.Snapshot(suites, b.p.Debian.Snapshot)
+	suites, err := debian.HostSuites()
+	if err != nil {
+		return nil, err
+	}
+	if len(b.p.Debian.Suites) > 0 {
+		var keep []debian.Suite
+		for _, s := range suites {
+			if contains(b.p.Debian.Suites, s.Suite) {
+				keep = append(keep, s)
+			}
+		}
+		suites = keep
 	}
 	if len(suites) == 0 {
-		return nil, fmt.Errorf("no Debian suites: set --mirror or KILN_DEBIAN_MIRROR, or add Debian to the host's apt sources")
+		return nil, fmt.Errorf("no Debian suites: set --mirror or %s, or add Debian to the host's apt sources", debian.MirrorEnv)
 	}
 	return &debian.Source{
-		Suites:   suites,
+		Mirrors:  suites,
 		CacheDir: filepath.Join(b.o.CacheDir, "debian"),
 		Offline:  b.o.Offline,
 	}, nil
@@ -89,7 +87,7 @@ func (b *archBuild) fetchInputs(ctx context.Context) (*inputs, error) {
 	if err != nil {
 		return nil, err
 	}
-	done(0, fmt.Sprintf("%d packages from %d suites, signatures verified", ix.Len(), len(src.Suites)))
+	done(0, fmt.Sprintf("%d packages from %d suites, signatures verified", len(ix.Packages()), len(src.Mirrors)))
 
 	done = b.stage("packages")
 	in := &inputs{boot: map[string]string{}}

@@ -78,8 +78,7 @@ type VM struct {
 // Debian selects the archive the inputs come from. Empty fields take the
 // host's apt sources.
 type Debian struct {
-	Suites   []string `yaml:"suites"`
-	Snapshot string   `yaml:"snapshot"` // e.g. 20250520T000000Z: rewrite the mirror to a snapshot archive
+	Suites []string `yaml:"suites"` // keep only these suites of the mirror (default: all Debian suites)
 }
 
 // Size is a byte count written as "64MiB", "2GiB" or a plain number.
@@ -356,9 +355,6 @@ func (p *Profile) validate(v *validator) {
 	}
 	if strings.ContainsAny(p.Cmdline, "\n\x00") {
 		v.fail("cmdline", "must be a single line")
-	}
-	if s := p.Debian.Snapshot; s != "" && !regexp.MustCompile(`^[0-9]{8}T[0-9]{6}Z$`).MatchString(s) {
-		v.fail("debian.snapshot", "%q is not a snapshot timestamp like 20250520T000000Z", s)
 	}
 }
 
