@@ -163,7 +163,19 @@ func (m *Machine) Args(workDir, qmpPath string) ([]string, error) {
 		a = append(a, "-drive", "if=pflash,format=raw,unit=0,readonly=on,file="+q.UEFICode,
 			"-drive", "if=pflash,format=raw,unit=1,file="+vars)
 	}
-	needSCSI, needUSB := false, false
+	// Controllers first: QEMU resolves a device's bus when it meets it.
+	for _, d := range m.Drives {
+		if d.Media == "usb" {
+			a = append(a, "-device", "qemu-xhci,id=xhci")
+			break
+		}
+	}
+	for _, d := range m.Drives {
+		if d.Media == "cdrom" && q.CDROM != "ide" {
+			a = append(a, "-device", "virtio-scsi-pci,id=scsi0")
+			break
+		}
+	}
 	for i, d := range m.Drives {
 		if _, err := os.Stat(d.Path); err != nil {
 			return nil, fmt.Errorf("image %s: %w", d.Path, err)
@@ -195,21 +207,13 @@ func (m *Machine) Args(workDir, qmpPath string) ([]string, error) {
 			if q.CDROM == "ide" {
 				a = append(a, "-device", fmt.Sprintf("ide-cd,drive=drv%d%s", i, boot))
 			} else {
-				needSCSI = true
 				a = append(a, "-device", fmt.Sprintf("scsi-cd,drive=drv%d,bus=scsi0.0%s", i, boot))
 			}
 		case "usb":
-			needUSB = true
 			a = append(a, "-device", fmt.Sprintf("usb-storage,drive=drv%d,bus=xhci.0,removable=on%s", i, boot))
 		default:
 			a = append(a, "-device", fmt.Sprintf("virtio-blk-pci,drive=drv%d%s", i, boot))
 		}
-	}
-	if needSCSI {
-		a = append(a, "-device", "virtio-scsi-pci,id=scsi0")
-	}
-	if needUSB {
-		a = append(a, "-device", "qemu-xhci,id=xhci")
 	}
 	switch {
 	case m.Net == "none":
