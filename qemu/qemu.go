@@ -218,7 +218,10 @@ func (m *Machine) Args(workDir, qmpPath string) ([]string, error) {
 	switch {
 	case m.Net == "none":
 	case m.Net == "" || m.Net == "user":
-		nd := "user,id=net0"
+		// restrict=on: the guest reaches nothing beyond QEMU's own user
+		// network (no host, no outside), so probes of metadata addresses
+		// stay inside the VM's world; forwarded ports still work.
+		nd := "user,id=net0,restrict=on"
 		for _, f := range m.Forwards {
 			nd += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.Host, f.Guest)
 		}
@@ -354,6 +357,8 @@ var failurePatterns = []*regexp.Regexp{
 	regexp.MustCompile(`iPXE initialising devices`),
 	regexp.MustCompile(`Could not open image file`),
 	regexp.MustCompile(`Could not load image`),
+	regexp.MustCompile(`UEFI Interactive Shell`), // nothing bootable: OVMF fell back to its shell
+	regexp.MustCompile(`Shell> `),
 }
 
 // BootError carries the console log of a failed boot.

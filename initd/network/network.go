@@ -16,6 +16,7 @@ import (
 
 	"github.com/kilnproject/kiln/initd/netconf"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Options for Apply.
@@ -61,7 +62,9 @@ func (n *Network) Stop() {
 // first lease providing the default route. It returns the state even with
 // an error, so the caller can report what did come up.
 func Apply(ctx context.Context, cfg *netconf.Config, o Options) (*Network, error) {
-	h, err := netlink.NewHandle()
+	// Route netlink only: the default handle also opens XFRM and netfilter
+	// sockets, which fail on a kernel without those modules loaded.
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
