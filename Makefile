@@ -34,7 +34,7 @@ boot:
 	$(GO) test -count=1 -timeout 80m -v -run 'Test' ./test/qemu/ 2>&1 | tee $(OUT)-boot.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|    .*(BOOT|ready|failed fast|console log))' ; exit $${PIPESTATUS[0]}
 
 bench: bin/kiln
-	$(GO) run ./test/bench -profile $(PROFILE) -o docs/BENCHMARKS.md
+	PROFILE=$(PROFILE) ARCH=$(ARCH) bash test/bench/run.sh
 
 deps:
 	bash .ci/deps

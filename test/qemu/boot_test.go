@@ -91,3 +91,8 @@ func asBootError(err error, be **qemu.BootError) bool {
 }
 
 var _ = regexp.MustCompile
+
+func newMachine(t *testing.T, archName, fw, img string) *qemu.Machine {
+	return &qemu.Machine{Arch: mustArch(t, archName), Firmware: fw, MemoryMiB: 512, Net: "none",
+		Drives: []qemu.Drive{{Path: img, Format: "raw", Snapshot: true}}}
+}

@@ -1,0 +1,103 @@
+#!/bin/bash
+# make bench: measures kiln's assembly time per format from cached inputs,
+# the same assembly done with the tools a user would otherwise script
+# (mksquashfs, xorriso, qemu-img convert) on the same inputs, and the
+# boot-to-ready time under QEMU (TCG) split into kernel and initd.
+# Writes docs/BENCHMARKS.md.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+PROFILE=${PROFILE:-profiles/minimal.yaml}
+ARCH=${ARCH:-amd64}
+OUTMD=${OUTMD:-docs/BENCHMARKS.md}
+work=$(mktemp -d /tmp/kiln-bench-XXXXXX)
+trap 'rm -rf "$work"' EXIT
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", b-a}'; }
+
+go build -o "$work/kiln" ./cmd/kiln
+# Warm the cache (not measured), then measure a cached build.
+"$work/kiln" build -p "$PROFILE" --arch "$ARCH" -o "$work/warm" >/dev/null 2>&1
+t0=$(now)
+CI=1 "$work/kiln" build -p "$PROFILE" --arch "$ARCH" --offline -o "$work/out" 2>"$work/stages.txt" >/dev/null
+t1=$(now)
+kiln_total=$(secs "$t0" "$t1")
+base="$work/out/$(basename "$PROFILE" .yaml)-$(awk '/^version:/{print $2}' "$PROFILE")-$ARCH"
+stage() { awk -v s="$1" '$2==a && $3==s {gsub("s","",$1); print $1}' a="$ARCH" "$work/stages.txt"; }
+
+# Scripted-tools pipeline over the same inputs.
+mkdir -p "$work/tools" "$work/tree"
+xorriso -osirrox on -indev "$base.iso" -extract / "$work/iso" >/dev/null 2>&1
+chmod -R u+w "$work/iso"
+unsquashfs -q -d "$work/tree/root" "$work/iso/kiln/system.sqfs" >/dev/null
+t0=$(now); mksquashfs "$work/tree/root" "$work/tools/system.sqfs" -comp zstd -noappend -quiet -all-root >/dev/null; t1=$(now)
+t_sq=$(secs "$t0" "$t1")
+kiln_sq_size=$(du -b "$work/iso/kiln/system.sqfs" | cut -f1 | awk '{printf "%.1f MiB", $1/1048576}')
+cp "$work/tools/system.sqfs" "$work/iso/kiln/system.sqfs"
+t0=$(now)
+xorriso -as mkisofs -quiet -R -V KILN -o "$work/tools/x.iso" \
+  -b isolinux/isolinux.bin -c isolinux/boot.cat -no-emul-boot -boot-load-size 4 -boot-info-table \
+  -isohybrid-mbr /usr/lib/ISOLINUX/isohdpfx.bin -eltorito-alt-boot -e boot/efi.img -no-emul-boot -isohybrid-gpt-basdat \
+  "$work/iso" >/dev/null 2>&1
+t1=$(now); t_iso=$(secs "$t0" "$t1")
+conv() { local t0 t1; t0=$(now); qemu-img convert -O "$@" "$base.raw" "$work/tools/out.$1" >/dev/null; t1=$(now); secs "$t0" "$t1"; }
+t_qcow2=$(conv qcow2)
+t_vmdk=$(conv vmdk -o subformat=streamOptimized)
+t_vhd=$(conv vpc -o subformat=fixed)
+t_vhdd=$(conv vpc -o subformat=dynamic)
+
+k_sq=$(stage system); k_iso=$(stage iso); k_raw=$(stage raw); k_qcow2=$(stage qcow2); k_vmdk=$(stage vmdk)
+k_vhd=$(stage vhd); k_vhdd=$(stage vhd-dynamic); k_ova=$(stage ova); k_uki=$(stage uki); k_init=$(stage initramfs)
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a>0) printf "%.1fx", b/a; else print "-" }'; }
+
+# Boot to ready under QEMU/TCG (ISO, SeaBIOS), three runs.
+boots=""
+for i in 1 2 3; do
+  line=$(timeout 180 qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -m 1024 -display none -vga none -nodefaults \
+    -serial stdio -cdrom "$base.iso" -netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0 -device virtio-rng-pci 2>/dev/null \
+    | grep -m1 'kiln: ready' || true)
+  boots+="| $i | ${line#kiln: } |"$'\n'
+done
+size() { du -b "$1" | cut -f1 | awk '{printf "%.1f MiB", $1/1048576}'; }
+
+cat > "$OUTMD" <<MD
+# Benchmarks
+
+Produced by \`make bench\` (test/bench/run.sh) on $(nproc) cores, $(date -u +%Y-%m-%d), profile \`$PROFILE\`, arch $ARCH.
+Inputs come from the verified cache (\`--offline\`); the first, cold fetch is not measured here.
+
+## Assembly per format: kiln (in Go) vs the scripted tools on the same inputs
+
+| step | kiln | scripted tool | tool | kiln speed-up |
+| --- | --- | --- | --- | --- |
+| system squashfs (zstd) | ${k_sq}s | ${t_sq}s | mksquashfs -comp zstd | $(ratio "$k_sq" "$t_sq") |
+| ISO (BIOS+UEFI, hybrid) | ${k_iso}s | ${t_iso}s | xorriso -as mkisofs | $(ratio "$k_iso" "$t_iso") |
+| qcow2 from raw | ${k_qcow2}s | ${t_qcow2}s | qemu-img convert -O qcow2 | $(ratio "$k_qcow2" "$t_qcow2") |
+| VMDK streamOptimized | ${k_vmdk}s | ${t_vmdk}s | qemu-img convert -O vmdk | $(ratio "$k_vmdk" "$t_vmdk") |
+| VHD fixed | ${k_vhd}s | ${t_vhd}s | qemu-img convert -O vpc | $(ratio "$k_vhd" "$t_vhd") |
+| VHD dynamic | ${k_vhdd}s | ${t_vhdd}s | qemu-img convert -O vpc | $(ratio "$k_vhdd" "$t_vhdd") |
+| raw GPT disk (ESP+syslinux, SYS-A/B, STATE) | ${k_raw}s | - | (sgdisk+mkfs+mcopy+syslinux+dd) | - |
+| OVA | ${k_ova}s | - | | - |
+| UKI | ${k_uki}s | - | | - |
+| initramfs (modules + cpio) | ${k_init}s | - | | - |
+
+Whole cached build, every format for $ARCH: **${kiln_total}s** (\`kiln build --offline\`).
+
+## Sizes
+
+| artifact | size |
+| --- | --- |
+| ISO | $(size "$base.iso") |
+| qcow2 | $(size "$base.qcow2") |
+| OVA | $(size "$base.ova") |
+| system squashfs (kiln / mksquashfs) | ${kiln_sq_size} / $(size "$work/tools/system.sqfs") |
+
+## Boot to ready (QEMU TCG, no KVM, ISO on SeaBIOS, 1 GiB, 2 vCPUs)
+
+Times are from the guest's ready line: total since kernel start, kernel part (until initd started),
+initd part (initramfs + system stage, including DHCP on QEMU's user network).
+
+| run | ready line |
+| --- | --- |
+${boots}
+MD
+echo "wrote $OUTMD"
