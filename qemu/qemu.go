@@ -67,6 +67,11 @@ type VM struct {
 	exited  chan struct{}
 	exitErr error
 	started time.Time
+	lastOut time.Time // last time the guest printed anything
+
+	// SilenceLimit fails a wait when the console prints nothing for this
+	// long (a firmware that jumped into empty boot code never prints again).
+	SilenceLimit time.Duration
 }
 
 // FirmwareError tells the user which Debian package provides a missing piece.
@@ -243,7 +248,8 @@ func (m *Machine) Start(ctx context.Context) (*VM, error) {
 	if err := m.Check(); err != nil {
 		return nil, err
 	}
-	v := &VM{notify: make(chan struct{}, 1), exited: make(chan struct{}), workDir: m.WorkDir, started: time.Now()}
+	v := &VM{notify: make(chan struct{}, 1), exited: make(chan struct{}), workDir: m.WorkDir, started: time.Now(),
+		lastOut: time.Now(), SilenceLimit: 90 * time.Second}
 	if v.workDir == "" {
 		d, err := os.MkdirTemp("", "kiln-vm-")
 		if err != nil {
@@ -312,6 +318,7 @@ func (v *VM) readConsole(r io.Reader, tee io.Writer) {
 
 func (v *VM) record(p []byte) {
 	v.mu.Lock()
+	v.lastOut = time.Now()
 	v.log.Write(p)
 	s := v.partial + strings.ReplaceAll(string(p), "\r", "")
 	parts := strings.Split(s, "\n")
@@ -404,6 +411,12 @@ func (v *VM) WaitFor(ctx context.Context, re *regexp.Regexp, timeout time.Durati
 			}
 		}
 		_ = partial
+		v.mu.Lock()
+		silent := time.Since(v.lastOut)
+		v.mu.Unlock()
+		if v.SilenceLimit > 0 && silent > v.SilenceLimit {
+			return "", &BootError{Reason: fmt.Sprintf("console silent for %s before %q: the machine is stuck", v.SilenceLimit, re.String()), Log: whole}
+		}
 		select {
 		case <-v.notify:
 		case <-v.exited:

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -53,8 +54,17 @@ Ctrl-C stops QEMU at once.`,
 				return err
 			}
 			defer os.RemoveAll(work)
+			// QEMU runs in its own process group (so Ctrl-C reaches kiln, not
+			// QEMU); a background group reading the terminal would be stopped
+			// by SIGTTIN, so kiln forwards the keyboard through a pipe.
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				return err
+			}
+			defer pr.Close()
+			go func() { io.Copy(pw, os.Stdin); pw.Close() }()
 			m := &qemu.Machine{Arch: ai, Firmware: firmware, MemoryMiB: memory, CPUs: cpus, KVM: kvm, Net: netSpec,
-				Console: os.Stdout, Stdin: os.Stdin, WorkDir: work}
+				Console: os.Stdout, Stdin: pr, WorkDir: work}
 			d := qemu.Drive{Path: image}
 			if strings.HasSuffix(strings.ToLower(image), ".iso") {
 				d.Media = "cdrom"

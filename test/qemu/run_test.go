@@ -90,6 +90,8 @@ func TestWrongArchFailsFast(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer vm.Kill()
+			// Our boots print within seconds of power-on; a stuck one says nothing.
+			vm.SilenceLimit = 30 * time.Second
 			start := time.Now()
 			_, err = vm.WaitFor(t.Context(), readyRe, 4*time.Minute)
 			if err == nil {
