@@ -8,7 +8,7 @@ OUT ?= out
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -buildid= -X main.version=$(VERSION)
 
-.PHONY: all kiln image test unit boot bench e2e fuzz clean deps deps-check
+.PHONY: all kiln image test unit boot bench fuzz clean deps deps-check
 
 all: kiln
 
