@@ -52,9 +52,17 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a>0) printf "%.1fx", b/a; else pri
 # Boot to ready under QEMU/TCG (ISO, SeaBIOS), three runs.
 boots=""
 for i in 1 2 3; do
-  line=$(timeout 180 qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -m 1024 -display none -vga none -nodefaults \
-    -serial stdio -cdrom "$base.iso" -netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0 -device virtio-rng-pci 2>/dev/null \
-    | grep -m1 'kiln: ready' || true)
+  log="$work/boot$i.log"
+  qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -m 1024 -display none -vga none -nodefaults \
+    -serial "file:$log" -cdrom "$base.iso" -netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0 -device virtio-rng-pci &
+  qpid=$!
+  line=""
+  for _ in $(seq 1 180); do
+    line=$(grep -a -m1 'kiln: ready' "$log" 2>/dev/null || true)
+    [ -n "$line" ] && break
+    sleep 1
+  done
+  kill "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null || true
   boots+="| $i | ${line#kiln: } |"$'\n'
 done
 size() { du -b "$1" | cut -f1 | awk '{printf "%.1f MiB", $1/1048576}'; }
