@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/kilnproject/kiln/arch"
+	"github.com/kilnproject/kiln/builder/kmod"
 	"github.com/kilnproject/kiln/builder/profile"
 	"github.com/kilnproject/kiln/builder/syslinux"
 )
@@ -27,6 +28,11 @@ type archBuild struct {
 	sqfsSz int64
 
 	biosLoader *syslinux.Loader // amd64 disk images
+
+	// Computed once per arch and shared by the stages that need them.
+	initdPath string            // built or given initd binary
+	modules   *kmod.Set         // the profile's module subset
+	ukis      map[string][]byte // slot ("" = live medium) -> UKI
 }
 
 func (b *archBuild) stage(name string) func(int64, string) {

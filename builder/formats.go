@@ -167,6 +167,9 @@ func ovaSeedProperties() []ova.Property {
 
 // uki assembles a UKI whose command line selects slot ("" = live medium).
 func (b *archBuild) uki(slot string) ([]byte, error) {
+	if img, ok := b.ukis[slot]; ok {
+		return img, nil
+	}
 	stubPath, err := b.in.bootFile(b.arch.EFIStub)
 	if err != nil {
 		return nil, err
@@ -180,6 +183,10 @@ func (b *archBuild) uki(slot string) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("UKI: %w", err)
 	}
+	if b.ukis == nil {
+		b.ukis = map[string][]byte{}
+	}
+	b.ukis[slot] = img
 	return img, nil
 }
 

@@ -19,10 +19,14 @@ import (
 // prebuilt one was given. The build is static and stripped of build IDs and
 // paths so the binary is reproducible.
 func (b *archBuild) initdBinary(ctx context.Context) (string, error) {
+	if b.initdPath != "" {
+		return b.initdPath, nil
+	}
 	if p := b.o.Initd[b.arch.Name]; p != "" {
 		if _, err := os.Stat(p); err != nil {
 			return "", fmt.Errorf("initd for %s: %w", b.arch.Name, err)
 		}
+		b.initdPath = p
 		return p, nil
 	}
 	if b.o.InitdSource == "" {
@@ -37,7 +41,27 @@ func (b *archBuild) initdBinary(ctx context.Context) (string, error) {
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("building initd for %s: %v\n%s", b.arch.Name, err, stderr.String())
 	}
+	b.initdPath = out
 	return out, nil
+}
+
+// moduleSet scans the kernel's modules once and selects the profile's subset
+// (with dependencies); the initramfs and the system image both carry it.
+func (b *archBuild) moduleSet() (*kmod.Set, error) {
+	if b.modules != nil {
+		return b.modules, nil
+	}
+	ix, err := kmod.Scan(modulesDir(b.in.kernelDir, b.kver))
+	if err != nil {
+		return nil, err
+	}
+	want := append(append([]string(nil), b.p.Kernel.InitramfsModules...), b.p.Kernel.ModulesFor(b.arch.Name)...)
+	set, err := ix.Select(want)
+	if err != nil {
+		return nil, fmt.Errorf("%s: kernel modules: %w", b.p.File, err)
+	}
+	b.modules = set
+	return set, nil
 }
 
 // buildInitramfs assembles initd plus the boot-critical modules as a
@@ -57,14 +81,9 @@ func (b *archBuild) buildInitramfs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ix, err := kmod.Scan(modulesDir(b.in.kernelDir, kver))
+	set, err := b.moduleSet()
 	if err != nil {
 		return err
-	}
-	want := append(append([]string(nil), b.p.Kernel.InitramfsModules...), b.p.Kernel.ModulesFor(b.arch.Name)...)
-	set, err := ix.Select(want)
-	if err != nil {
-		return fmt.Errorf("%s: kernel modules: %w", b.p.File, err)
 	}
 	t := fstree.New()
 	if err := t.AddHostFile("init", 0o755, initd); err != nil {

@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/kilnproject/kiln/builder/fstree"
-	"github.com/kilnproject/kiln/builder/kmod"
 	"github.com/kilnproject/kiln/builder/squashfs"
 )
 
@@ -81,14 +80,9 @@ func (b *archBuild) systemTree(ctx context.Context) (*fstree.Tree, error) {
 		return nil, err
 	}
 	// All the profile's modules, with their own depmod files.
-	ix, err := kmod.Scan(modulesDir(b.in.kernelDir, b.kver))
+	set, err := b.moduleSet()
 	if err != nil {
 		return nil, err
-	}
-	want := append(append([]string(nil), b.p.Kernel.InitramfsModules...), b.p.Kernel.ModulesFor(b.arch.Name)...)
-	set, err := ix.Select(want)
-	if err != nil {
-		return nil, fmt.Errorf("%s: kernel modules: %w", b.p.File, err)
 	}
 	if err := set.AddTo(t, "usr"); err != nil {
 		return nil, err
