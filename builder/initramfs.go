@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/kilnproject/kiln/builder/cpio"
 	"github.com/kilnproject/kiln/builder/fstree"
 	"github.com/kilnproject/kiln/builder/kmod"
@@ -108,12 +110,21 @@ func (b *archBuild) buildInitramfs(ctx context.Context) error {
 	if err := t.AddFile("etc/kiln/initramfs.json", 0o644, append(cfg, '\n')); err != nil {
 		return err
 	}
+	// zstd: the kernel unpacks it (CONFIG_RD_ZSTD) and it halves what the
+	// loaders read from the medium. One encoder thread keeps it deterministic.
 	var buf bytes.Buffer
-	if err := cpio.Write(&buf, t, b.o.Epoch); err != nil {
+	zw, err := zstd.NewWriter(&buf, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedBetterCompression))
+	if err != nil {
+		return err
+	}
+	if err := cpio.Write(zw, t, b.o.Epoch); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
 		return err
 	}
 	b.initrd = buf.Bytes()
-	done(int64(len(b.initrd)), fmt.Sprintf("kernel %s, %d modules", kver, len(set.Modules)))
+	done(int64(len(b.initrd)), fmt.Sprintf("kernel %s, %d modules, zstd cpio", kver, len(set.Modules)))
 	return nil
 }
 
