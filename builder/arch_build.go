@@ -54,7 +54,11 @@ func (b *archBuild) run(ctx context.Context) ([]Artifact, sbomArch, error) {
 	if err != nil {
 		return nil, sbomArch{}, err
 	}
-	return outs, b.sbom(), nil
+	sb, err := b.sbom()
+	if err != nil {
+		return nil, sbomArch{}, err
+	}
+	return outs, sb, nil
 }
 
 // cmdline is the kernel command line for a boot entry; slot is "" for the ISO.

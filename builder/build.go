@@ -140,7 +140,11 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err := os.Rename(filepath.Join(tmp, sbomName), res.SBOM); err != nil {
 		return nil, err
 	}
-	if err := updateSums(o.OutDir, append(res.Artifacts, Artifact{Path: res.SBOM, SHA256: mustSum(res.SBOM)})); err != nil {
+	sbomSum, err := fileSHA256(res.SBOM)
+	if err != nil {
+		return nil, err
+	}
+	if err := updateSums(o.OutDir, append(res.Artifacts, Artifact{Path: res.SBOM, SHA256: sbomSum})); err != nil {
 		return nil, err
 	}
 	return res, nil

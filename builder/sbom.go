@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -17,15 +18,35 @@ type sbomArch struct {
 
 type sbomPackage struct {
 	Name, Version, Arch, SHA256, Kind string
+	GoSum                             string // go.sum "h1:" hash for Go modules
 }
 
-func (b *archBuild) sbom() sbomArch {
+func (b *archBuild) sbom() (sbomArch, error) {
 	s := sbomArch{Arch: b.arch.Name}
 	for _, p := range b.in.all {
 		s.Packages = append(s.Packages, sbomPackage{Name: p.Name, Version: p.Version, Arch: p.Arch, SHA256: p.SHA256, Kind: "deb"})
 	}
+	// initd and the Go modules compiled into it, from its embedded build info.
+	if b.initdPath != "" {
+		bi, err := buildinfo.ReadFile(b.initdPath)
+		if err != nil {
+			return s, fmt.Errorf("SBOM: reading initd's build info: %w", err)
+		}
+		sum, err := fileSHA256(b.initdPath)
+		if err != nil {
+			return s, err
+		}
+		s.Packages = append(s.Packages, sbomPackage{Name: "initd", Version: b.p.Version, Arch: b.arch.Name, SHA256: sum, Kind: "binary"},
+			sbomPackage{Name: "go", Version: bi.GoVersion, Arch: b.arch.Name, Kind: "toolchain"})
+		for _, m := range bi.Deps {
+			if m.Replace != nil {
+				m = m.Replace
+			}
+			s.Packages = append(s.Packages, sbomPackage{Name: m.Path, Version: m.Version, Arch: b.arch.Name, GoSum: m.Sum, Kind: "golang"})
+		}
+	}
 	sort.Slice(s.Packages, func(i, j int) bool { return s.Packages[i].Name < s.Packages[j].Name })
-	return s
+	return s, nil
 }
 
 // writeSBOM writes an SPDX 2.3 JSON document listing every input with its
@@ -49,23 +70,35 @@ func writeSBOM(path string, p *profile.Profile, epoch int64, arches []sbomArch) 
 		ExternalRefs   []extRef   `json:"externalRefs,omitempty"`
 		FilesAnalyzed  bool       `json:"filesAnalyzed"`
 		Supplier       string     `json:"supplier,omitempty"`
+		Comment        string     `json:"comment,omitempty"`
 		PrimaryPurpose string     `json:"primaryPackagePurpose,omitempty"`
 	}
 	var pkgs []pkg
 	seen := map[string]bool{}
 	for _, a := range arches {
 		for _, sp := range a.Packages {
-			id := fmt.Sprintf("SPDXRef-deb-%s-%s-%s", sanitize(sp.Name), sanitize(sp.Version), sp.Arch)
+			id := fmt.Sprintf("SPDXRef-%s-%s-%s-%s", sp.Kind, sanitize(sp.Name), sanitize(sp.Version), sp.Arch)
 			if seen[id] {
 				continue
 			}
 			seen[id] = true
-			pkgs = append(pkgs, pkg{
-				SPDXID: id, Name: sp.Name, Version: sp.Version, Download: "NOASSERTION", FilesAnalyzed: false,
-				Supplier:     "Organization: Debian",
-				Checksums:    []checksum{{"SHA256", sp.SHA256}},
-				ExternalRefs: []extRef{{"PACKAGE-MANAGER", "purl", fmt.Sprintf("pkg:deb/debian/%s@%s?arch=%s", sp.Name, sp.Version, sp.Arch)}},
-			})
+			p := pkg{SPDXID: id, Name: sp.Name, Version: sp.Version, Download: "NOASSERTION"}
+			if sp.SHA256 != "" {
+				p.Checksums = []checksum{{"SHA256", sp.SHA256}}
+			}
+			switch sp.Kind {
+			case "deb":
+				p.Supplier = "Organization: Debian"
+				p.ExternalRefs = []extRef{{"PACKAGE-MANAGER", "purl", fmt.Sprintf("pkg:deb/debian/%s@%s?arch=%s", sp.Name, sp.Version, sp.Arch)}}
+			case "golang":
+				p.ExternalRefs = []extRef{{"PACKAGE-MANAGER", "purl", fmt.Sprintf("pkg:golang/%s@%s", sp.Name, sp.Version)}}
+				p.Comment = "compiled into initd; go.sum " + sp.GoSum
+			case "binary":
+				p.Comment = "kiln's init daemon, built from this repository"
+			case "toolchain":
+				p.Comment = "Go toolchain that built initd"
+			}
+			pkgs = append(pkgs, p)
 		}
 	}
 	doc := map[string]any{

@@ -26,11 +26,6 @@ func fileSHA256(path string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-func mustSum(path string) string {
-	s, _ := fileSHA256(path)
-	return s
-}
-
 // updateSums writes SHA256SUMS in dir (sha256sum -c format): the new
 // artifacts replace their own lines; lines for other files that still exist
 // (another arch built earlier into the same directory) are kept.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
 
@@ -29,7 +30,7 @@ machine config or #cloud-config file, or a directory holding the NoCloud files.`
 				in.Hostname = hostname
 			}
 			if network != "" {
-				b, err := readFile(network)
+				b, err := os.ReadFile(network)
 				if err != nil {
 					return err
 				}

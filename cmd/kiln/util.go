@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"os/exec"
 
 	"github.com/kilnproject/kiln/builder/profile"
@@ -13,7 +12,3 @@ func execOutput(name string, args ...string) (string, error) {
 }
 
 func parseSize(s string) (int64, error) { return profile.ParseSize(s) }
-
-func readFile(p string) ([]byte, error) { return osReadFile(p) }
-
-var osReadFile = os.ReadFile

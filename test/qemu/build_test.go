@@ -2,6 +2,7 @@ package qemu_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -209,4 +210,43 @@ func containsArg(args []string, a string) bool {
 		}
 	}
 	return false
+}
+
+// TestSBOM: the SPDX document lists the Debian packages with their digests
+// and the Go modules compiled into initd.
+func TestSBOM(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(outDir, "minimal-"+minimalVersion+".sbom.spdx.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		SPDXVersion string `json:"spdxVersion"`
+		Packages    []struct {
+			Name      string `json:"name"`
+			Version   string `json:"versionInfo"`
+			Checksums []struct {
+				Algorithm string `json:"algorithm"`
+				Value     string `json:"checksumValue"`
+			} `json:"checksums"`
+		} `json:"packages"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("SBOM is not JSON: %v", err)
+	}
+	if doc.SPDXVersion != "SPDX-2.3" {
+		t.Fatalf("spdxVersion %q", doc.SPDXVersion)
+	}
+	found := map[string]bool{}
+	for _, p := range doc.Packages {
+		found[p.Name] = true
+		if strings.HasPrefix(p.Name, "linux-image-") && (len(p.Checksums) != 1 || len(p.Checksums[0].Value) != 64) {
+			t.Errorf("%s has no SHA256: %+v", p.Name, p.Checksums)
+		}
+	}
+	for _, want := range []string{"linux-image-6.1.0-56-amd64", "linux-image-6.1.0-56-arm64", "systemd-boot-efi", "isolinux", "syslinux", "e2fsprogs", "libc6",
+		"initd", "github.com/vishvananda/netlink", "github.com/insomniacslk/dhcp"} {
+		if !found[want] {
+			t.Errorf("SBOM lacks %s", want)
+		}
+	}
 }
