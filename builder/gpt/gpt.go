@@ -4,10 +4,12 @@
 // Write only touches the table areas (LBA 0-33 and the last 33 sectors); the
 // partitions' contents are written by others. Everything is deterministic:
 // GUIDs come from the caller (NameGUID derives them from names).
+//
+// The reader (ReadTable, Table) is also initd's: it imports nothing of the
+// builder, so the table on a booted disk is parsed by the same code that wrote it.
 package gpt
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -204,7 +206,7 @@ func (d *Disk) header(my, alt, entryLBA uint64, entryCRC uint32) []byte {
 	le.PutUint32(b[80:], numEntries)
 	le.PutUint32(b[84:], entrySize)
 	le.PutUint32(b[88:], entryCRC)
-	le.PutUint32(b[16:], crc32.ChecksumIEEE(b[:headerSize]))
+	le.PutUint32(b[16:], HeaderCRC(b[:headerSize]))
 	return b
 }
 
@@ -238,98 +240,6 @@ func chs(lba uint64) []byte {
 		return []byte{0xFE, 0xFF, 0xFF}
 	}
 	return []byte{byte(h), byte(s) | byte(c>>8)<<6, byte(c)}
-}
-
-// Read reads the table of a disk of size bytes: the primary copy, or the
-// backup when the primary is damaged. Empty entries are dropped.
-func Read(r io.ReaderAt, size int64) (*Disk, error) {
-	if size%SectorSize != 0 || size < minDiskBytes {
-		return nil, fmt.Errorf("gpt: disk size %d is not a multiple of %d of at least %d bytes", size, SectorSize, minDiskBytes)
-	}
-	mbr := make([]byte, SectorSize)
-	if _, err := r.ReadAt(mbr, 0); err != nil {
-		return nil, fmt.Errorf("gpt: reading MBR: %w", err)
-	}
-	last := uint64(size/SectorSize) - 1
-	d, perr := readTable(r, 1, last)
-	if perr != nil {
-		var berr error
-		if d, berr = readTable(r, last, last); berr != nil {
-			return nil, fmt.Errorf("gpt: primary table: %v; backup table: %v", perr, berr)
-		}
-	}
-	d.SizeBytes = size
-	d.BootCode = bytes.Clone(mbr[:bootCodeMax])
-	for i := 0; i < 4; i++ {
-		if p := mbr[446+16*i:]; p[4] == mbrTypeGPT && p[0] == 0x80 {
-			d.MBRBootable = true
-		}
-	}
-	return d, nil
-}
-
-// readTable reads and verifies the header at lba and its entries.
-func readTable(r io.ReaderAt, lba, last uint64) (*Disk, error) {
-	h := make([]byte, SectorSize)
-	if _, err := r.ReadAt(h, int64(lba)*SectorSize); err != nil {
-		return nil, fmt.Errorf("reading header at LBA %d: %w", lba, err)
-	}
-	if string(h[:8]) != signature {
-		return nil, fmt.Errorf("no GPT signature at LBA %d", lba)
-	}
-	hs := le.Uint32(h[12:])
-	if hs < headerSize || hs > SectorSize {
-		return nil, fmt.Errorf("header at LBA %d: size %d out of range", lba, hs)
-	}
-	want := le.Uint32(h[16:])
-	c := bytes.Clone(h[:hs])
-	le.PutUint32(c[16:], 0)
-	if got := crc32.ChecksumIEEE(c); got != want {
-		return nil, fmt.Errorf("header at LBA %d: CRC32 %08x, stored %08x", lba, got, want)
-	}
-	if my := le.Uint64(h[24:]); my != lba {
-		return nil, fmt.Errorf("header at LBA %d says it is at LBA %d", lba, my)
-	}
-	n, es := le.Uint32(h[80:]), le.Uint32(h[84:])
-	if es < entrySize || es%8 != 0 || n > 1024 {
-		return nil, fmt.Errorf("header at LBA %d: %d entries of %d bytes not supported", lba, n, es)
-	}
-	entLBA := le.Uint64(h[72:])
-	ents := make([]byte, int64(n)*int64(es))
-	if entLBA > last {
-		return nil, fmt.Errorf("header at LBA %d: entries at LBA %d beyond the disk", lba, entLBA)
-	}
-	if _, err := r.ReadAt(ents, int64(entLBA)*SectorSize); err != nil {
-		return nil, fmt.Errorf("reading entries at LBA %d: %w", entLBA, err)
-	}
-	if got, want := crc32.ChecksumIEEE(ents), le.Uint32(h[88:]); got != want {
-		return nil, fmt.Errorf("entries at LBA %d: CRC32 %08x, stored %08x", entLBA, got, want)
-	}
-	d := &Disk{}
-	copy(d.GUID[:], h[56:72])
-	for i := uint32(0); i < n; i++ {
-		e := ents[int64(i)*int64(es):]
-		var p Partition
-		copy(p.Type[:], e[0:16])
-		if p.Type.IsZero() {
-			continue
-		}
-		copy(p.GUID[:], e[16:32])
-		p.FirstLBA = le.Uint64(e[32:])
-		p.LastLBA = le.Uint64(e[40:])
-		p.Attributes = le.Uint64(e[48:])
-		units := make([]uint16, 0, maxNameUnits)
-		for j := 0; j < maxNameUnits; j++ {
-			u := le.Uint16(e[56+2*j:])
-			if u == 0 {
-				break
-			}
-			units = append(units, u)
-		}
-		p.Name = string(utf16.Decode(units))
-		d.Partitions = append(d.Partitions, p)
-	}
-	return d, nil
 }
 
 var le = binary.LittleEndian

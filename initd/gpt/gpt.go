@@ -2,6 +2,7 @@
 // the end of a disk that got bigger (the STATE partition on first boot).
 // It follows UEFI 2.x chapter 5: protective MBR at LBA 0, header at LBA 1,
 // entry array after it, a backup array and header at the end of the disk.
+// Parsing and checking is builder/gpt's, the code that wrote the table.
 package gpt
 
 import (
@@ -11,22 +12,16 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"unicode/utf16"
+
+	bgpt "github.com/kilnproject/kiln/builder/gpt"
 )
 
 // SectorSize is the logical block size assumed for disk images and the
 // virtual disks initd boots from.
-const SectorSize = 512
-
-const (
-	headerSig  = "EFI PART"
-	headerSize = 92
-	maxEntries = 1024
-	minEntrySz = 128
-)
+const SectorSize = bgpt.SectorSize
 
 // ErrNoGPT means the disk has no valid GPT header at LBA 1.
-var ErrNoGPT = errors.New("no GPT")
+var ErrNoGPT = bgpt.ErrNoGPT
 
 // Partition is one used entry of the table.
 type Partition struct {
@@ -44,7 +39,7 @@ func (p Partition) Sectors() uint64 { return p.LastLBA - p.FirstLBA + 1 }
 
 // Table is a parsed GPT.
 type Table struct {
-	header                  []byte // primary header, headerSize bytes
+	header                  []byte // primary header, as long as its size field says
 	entries                 []byte // raw entry array
 	EntryCount              uint32
 	EntrySize               uint32
@@ -57,78 +52,31 @@ type Table struct {
 
 // Read parses and checks (signature, CRCs) the primary GPT of a disk.
 func Read(r io.ReaderAt) (*Table, error) {
-	h := make([]byte, SectorSize)
-	if _, err := r.ReadAt(h, SectorSize); err != nil {
-		return nil, fmt.Errorf("gpt: read header at LBA 1: %w", err)
+	bt, err := bgpt.ReadTable(r, 1)
+	if errors.Is(err, bgpt.ErrNoGPT) {
+		return nil, ErrNoGPT // callers compare with ==
 	}
-	if string(h[:8]) != headerSig {
-		return nil, ErrNoGPT
-	}
-	le := binary.LittleEndian
-	hs := le.Uint32(h[12:])
-	if hs < headerSize || hs > SectorSize {
-		return nil, fmt.Errorf("gpt: header size %d out of range", hs)
-	}
-	h = h[:hs]
-	want := le.Uint32(h[16:])
-	if got := headerCRC(h); got != want {
-		return nil, fmt.Errorf("gpt: header CRC32 %08x, header says %08x", got, want)
+	if err != nil {
+		return nil, err
 	}
 	t := &Table{
-		header:      append([]byte(nil), h...),
-		BackupLBA:   le.Uint64(h[32:]),
-		FirstUsable: le.Uint64(h[40:]),
-		LastUsable:  le.Uint64(h[48:]),
-		EntriesLBA:  le.Uint64(h[72:]),
-		EntryCount:  le.Uint32(h[80:]),
-		EntrySize:   le.Uint32(h[84:]),
+		header:      bt.Header,
+		entries:     bt.Entries,
+		EntryCount:  bt.EntryCount,
+		EntrySize:   bt.EntrySize,
+		EntriesLBA:  bt.EntriesLBA,
+		FirstUsable: bt.FirstUsableLBA,
+		LastUsable:  bt.LastUsableLBA,
+		BackupLBA:   bt.AlternateLBA,
+		DiskGUID:    bt.DiskGUID,
 	}
-	copy(t.DiskGUID[:], h[56:72])
-	if t.EntryCount > maxEntries || t.EntrySize < minEntrySz || t.EntrySize%8 != 0 || t.EntrySize > 4096 {
-		return nil, fmt.Errorf("gpt: %d entries of %d bytes: unsupported", t.EntryCount, t.EntrySize)
-	}
-	t.entries = make([]byte, int(t.EntryCount)*int(t.EntrySize))
-	if _, err := r.ReadAt(t.entries, int64(t.EntriesLBA)*SectorSize); err != nil {
-		return nil, fmt.Errorf("gpt: read entries at LBA %d: %w", t.EntriesLBA, err)
-	}
-	if got, want := crc32.ChecksumIEEE(t.entries), le.Uint32(h[88:]); got != want {
-		return nil, fmt.Errorf("gpt: entry array CRC32 %08x, header says %08x", got, want)
-	}
-	for i := 0; i < int(t.EntryCount); i++ {
-		e := t.entries[i*int(t.EntrySize):]
-		var p Partition
-		copy(p.Type[:], e[0:16])
-		if p.Type == ([16]byte{}) {
-			continue
+	for i := range int(bt.EntryCount) {
+		if p, ok := bt.Entry(i); ok {
+			t.Partitions = append(t.Partitions, Partition{Index: i + 1, Type: p.Type, GUID: p.GUID,
+				FirstLBA: p.FirstLBA, LastLBA: p.LastLBA, Attrs: p.Attributes, Name: p.Name})
 		}
-		copy(p.GUID[:], e[16:32])
-		p.Index = i + 1
-		p.FirstLBA = le.Uint64(e[32:])
-		p.LastLBA = le.Uint64(e[40:])
-		p.Attrs = le.Uint64(e[48:])
-		p.Name = decodeName(e[56:128])
-		t.Partitions = append(t.Partitions, p)
 	}
 	return t, nil
-}
-
-func decodeName(b []byte) string {
-	u := make([]uint16, 0, 36)
-	for i := 0; i+1 < len(b); i += 2 {
-		c := binary.LittleEndian.Uint16(b[i:])
-		if c == 0 {
-			break
-		}
-		u = append(u, c)
-	}
-	return string(utf16.Decode(u))
-}
-
-// headerCRC is the CRC32 of the header with its CRC field zeroed.
-func headerCRC(h []byte) uint32 {
-	c := append([]byte(nil), h...)
-	copy(c[16:20], []byte{0, 0, 0, 0})
-	return crc32.ChecksumIEEE(c)
 }
 
 // Find returns the partition with the given GPT name.
@@ -190,14 +138,14 @@ func Grow(d WriterAt, diskBytes int64, name string) (bool, error) {
 	le.PutUint64(primary[48:], lastUsable)
 	le.PutUint64(primary[72:], t.EntriesLBA)
 	le.PutUint32(primary[88:], entriesCRC)
-	le.PutUint32(primary[16:], headerCRC(primary))
+	le.PutUint32(primary[16:], bgpt.HeaderCRC(primary))
 
 	secondary := append([]byte(nil), primary...)
 	backupEntries := backup - arraySectors
 	le.PutUint64(secondary[24:], backup)
 	le.PutUint64(secondary[32:], 1)
 	le.PutUint64(secondary[72:], backupEntries)
-	le.PutUint32(secondary[16:], headerCRC(secondary))
+	le.PutUint32(secondary[16:], bgpt.HeaderCRC(secondary))
 
 	// Backup first: if we stop half way, the primary still describes the
 	// old, consistent layout.
