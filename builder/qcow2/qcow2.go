@@ -10,10 +10,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 
+	"github.com/kilnproject/kiln/builder/sparse"
 	"github.com/klauspost/compress/flate"
 )
 
@@ -63,7 +63,8 @@ func WriteOptions(dst io.Writer, src io.ReaderAt, size int64, o Options) error {
 		return err
 	}
 	l := plan((size+511)&^511, clen)
-	w := &countingWriter{w: bufio.NewWriterSize(dst, 1<<20)}
+	bw := bufio.NewWriterSize(dst, 1<<20)
+	w := &sparse.CountingWriter{W: bw}
 	if err := l.writeMetadata(w); err != nil {
 		return fmt.Errorf("qcow2: writing metadata: %w", err)
 	}
@@ -73,8 +74,8 @@ func WriteOptions(dst io.Writer, src io.ReaderAt, size int64, o Options) error {
 		if n == notStored {
 			continue
 		}
-		if err := readCluster(src, size, int64(c), buf); err != nil {
-			return err
+		if err := sparse.ReadChunk(src, size, int64(c), buf); err != nil {
+			return fmt.Errorf("qcow2: %w", err)
 		}
 		out := buf
 		if n != stored {
@@ -82,45 +83,19 @@ func WriteOptions(dst io.Writer, src io.ReaderAt, size int64, o Options) error {
 				return fmt.Errorf("qcow2: cluster %d compressed to %d bytes, then %d: compressor is not deterministic", c, n, len(out))
 			}
 		}
-		w.pad(dataStart + l.rel[c])
+		w.PadTo(dataStart + l.rel[c])
 		if _, err := w.Write(out); err != nil {
 			return fmt.Errorf("qcow2: writing cluster %d: %w", c, err)
 		}
 	}
-	w.pad(l.totalClusters * clusterSize)
-	if w.err != nil {
-		return fmt.Errorf("qcow2: writing output: %w", w.err)
+	w.PadTo(l.totalClusters * clusterSize)
+	if w.Err != nil {
+		return fmt.Errorf("qcow2: writing output: %w", w.Err)
 	}
-	if err := w.w.(*bufio.Writer).Flush(); err != nil {
+	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("qcow2: flushing output: %w", err)
 	}
 	return nil
-}
-
-// countingWriter tracks the output offset and keeps the first error.
-type countingWriter struct {
-	w   io.Writer
-	n   int64
-	err error
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	c.err = err
-	return n, err
-}
-
-var zeros = make([]byte, clusterSize)
-
-// pad writes zeros up to offset off.
-func (c *countingWriter) pad(off int64) {
-	for c.n < off && c.err == nil {
-		c.Write(zeros[:min(off-c.n, clusterSize)])
-	}
 }
 
 // compressor makes raw deflate streams with a 4 KiB window: qemu inflates
@@ -144,24 +119,6 @@ func (z *compressor) compress(p []byte) []byte {
 	return z.out.Bytes()
 }
 
-// readCluster reads guest cluster c into buf, zero-filling past the end of src.
-func readCluster(src io.ReaderAt, size, c int64, buf []byte) error {
-	off := c * clusterSize
-	n := int64(len(buf))
-	if off+n > size {
-		n = size - off
-	}
-	clear(buf[n:])
-	got, err := src.ReadAt(buf[:n], off)
-	if got < int(n) {
-		if err == nil || errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("qcow2: reading source at offset %d: %w", off, err)
-	}
-	return nil
-}
-
 // Per guest cluster, how it is stored: not at all, as a plain cluster, or
 // (any positive value) as that many bytes of compressed data.
 const (
@@ -176,11 +133,11 @@ func scanClusters(src io.ReaderAt, size int64, z *compressor) ([]int32, error) {
 	clen := make([]int32, n)
 	buf := make([]byte, clusterSize)
 	for c := int64(0); c < n; c++ {
-		if err := readCluster(src, size, c, buf); err != nil {
-			return nil, err
+		if err := sparse.ReadChunk(src, size, c, buf); err != nil {
+			return nil, fmt.Errorf("qcow2: %w", err)
 		}
 		switch {
-		case allZero(buf):
+		case sparse.IsZero(buf):
 			clen[c] = notStored
 		case z != nil:
 			// Only worth it if it frees at least one sector.
@@ -194,21 +151,6 @@ func scanClusters(src io.ReaderAt, size int64, z *compressor) ([]int32, error) {
 		}
 	}
 	return clen, nil
-}
-
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b) != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // layout is where every structure lives in the output, in cluster numbers.

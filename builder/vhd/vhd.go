@@ -9,9 +9,10 @@ package vhd
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
+
+	"github.com/kilnproject/kiln/builder/sparse"
 )
 
 const (
@@ -69,8 +70,8 @@ func WriteFixed(dst io.Writer, src io.ReaderAt, size int64, o Options) error {
 	w := bufio.NewWriterSize(dst, 1<<20)
 	buf := make([]byte, mib)
 	for off := int64(0); off < disk; off += mib {
-		if err := readAt(src, size, off, buf); err != nil {
-			return err
+		if err := sparse.ReadChunk(src, size, off/mib, buf); err != nil {
+			return fmt.Errorf("vhd: %w", err)
 		}
 		if _, err := w.Write(buf); err != nil {
 			return fmt.Errorf("vhd: writing data at %d: %w", off, err)
@@ -99,10 +100,10 @@ func WriteDynamic(dst io.Writer, src io.ReaderAt, size int64, o Options) error {
 	// First pass: which blocks hold data, so the BAT can precede them.
 	used := make([]bool, blocks)
 	for b := range used {
-		if err := readAt(src, size, int64(b)*blockSize, buf); err != nil {
-			return err
+		if err := sparse.ReadChunk(src, size, int64(b), buf); err != nil {
+			return fmt.Errorf("vhd: %w", err)
 		}
-		used[b] = !allZero(buf)
+		used[b] = !sparse.IsZero(buf)
 	}
 	batBytes := (blocks*4 + sector - 1) / sector * sector
 	bat := make([]byte, batBytes)
@@ -130,8 +131,8 @@ func WriteDynamic(dst io.Writer, src io.ReaderAt, size int64, o Options) error {
 		if !u {
 			continue
 		}
-		if err := readAt(src, size, int64(b)*blockSize, buf); err != nil {
-			return err
+		if err := sparse.ReadChunk(src, size, int64(b), buf); err != nil {
+			return fmt.Errorf("vhd: %w", err)
 		}
 		w.Write(bitmap)
 		if _, err := w.Write(buf); err != nil {
@@ -239,39 +240,4 @@ func checksum(b []byte) uint32 {
 		sum += uint32(x)
 	}
 	return ^sum
-}
-
-// readAt fills buf from src at off, zero-filling past the end of src.
-func readAt(src io.ReaderAt, size, off int64, buf []byte) error {
-	n := int64(len(buf))
-	if off+n > size {
-		n = max(size-off, 0)
-	}
-	clear(buf[n:])
-	if n == 0 {
-		return nil
-	}
-	got, err := src.ReadAt(buf[:n], off)
-	if got < int(n) {
-		if err == nil || errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("vhd: reading source at offset %d: %w", off, err)
-	}
-	return nil
-}
-
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b) != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
 }

@@ -16,11 +16,12 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"github.com/klauspost/compress/zlib"
 	"io"
 	"strings"
+
+	"github.com/kilnproject/kiln/builder/sparse"
+	"github.com/klauspost/compress/zlib"
 )
 
 const (
@@ -90,10 +91,10 @@ func Write(dst io.Writer, src io.ReaderAt, size int64, o Options) (Info, error) 
 	buf := make([]byte, grainSize)
 	var populated int64
 	for g := int64(0); g < grains; g++ {
-		if err := readGrain(src, size, g, buf); err != nil {
-			return Info{}, err
+		if err := sparse.ReadChunk(src, size, g, buf); err != nil {
+			return Info{}, fmt.Errorf("vmdk: %w", err)
 		}
-		if !allZero(buf) {
+		if !sparse.IsZero(buf) {
 			used[g] = true
 			populated += grainSize
 			var idx [8]byte
@@ -114,7 +115,8 @@ func Write(dst io.Writer, src io.ReaderAt, size int64, o Options) (Info, error) 
 		}
 	}
 
-	cw := &countingWriter{w: bufio.NewWriterSize(dst, 1<<20)}
+	bw := bufio.NewWriterSize(dst, 1<<20)
+	cw := &sparse.CountingWriter{W: bw}
 	info := Info{Capacity: capSecs * sector, PopulatedSize: populated, CID: cid}
 	name := o.FileName
 	if name == "" {
@@ -135,7 +137,7 @@ func Write(dst io.Writer, src io.ReaderAt, size int64, o Options) (Info, error) 
 	gt := make([]byte, gtEntries*4)
 	var zbuf bytes.Buffer
 	zw, _ := zlib.NewWriterLevel(&zbuf, zlib.BestSpeed)
-	for t := int64(0); t < numGTs && cw.err == nil; t++ {
+	for t := int64(0); t < numGTs && cw.Err == nil; t++ {
 		clear(gt)
 		stored := false
 		for i := int64(0); i < gtEntries; i++ {
@@ -143,8 +145,8 @@ func Write(dst io.Writer, src io.ReaderAt, size int64, o Options) (Info, error) 
 			if g >= grains || !used[g] {
 				continue
 			}
-			if err := readGrain(src, size, g, buf); err != nil {
-				return Info{}, err
+			if err := sparse.ReadChunk(src, size, g, buf); err != nil {
+				return Info{}, fmt.Errorf("vmdk: %w", err)
 			}
 			zbuf.Reset()
 			zw.Reset(&zbuf)
@@ -152,7 +154,7 @@ func Write(dst io.Writer, src io.ReaderAt, size int64, o Options) (Info, error) 
 			if err := zw.Close(); err != nil {
 				return Info{}, fmt.Errorf("vmdk: compressing grain %d: %w", g, err)
 			}
-			binary.LittleEndian.PutUint32(gt[i*4:], uint32(cw.n/sector))
+			binary.LittleEndian.PutUint32(gt[i*4:], uint32(cw.N/sector))
 			// Grain marker: LBA, compressed size, data, padded to a sector.
 			m := make([]byte, padSector(int64(12+zbuf.Len())))
 			binary.LittleEndian.PutUint64(m[0:], uint64(g*grainSecs))
@@ -165,22 +167,22 @@ func Write(dst io.Writer, src io.ReaderAt, size int64, o Options) (Info, error) 
 			continue // no table: a zero GD entry reads as unallocated
 		}
 		cw.Write(marker(int64(len(gt))/sector, markerGT))
-		binary.LittleEndian.PutUint32(gd[t*4:], uint32(cw.n/sector))
+		binary.LittleEndian.PutUint32(gd[t*4:], uint32(cw.N/sector))
 		cw.Write(gt)
 	}
 	cw.Write(marker(int64(len(gd))/sector, markerGD))
-	gdOff := cw.n / sector
+	gdOff := cw.N / sector
 	cw.Write(gd)
 	cw.Write(marker(1, markerFooter))
 	cw.Write(header(capSecs, uint64(gdOff)))
 	cw.Write(marker(0, markerEOS))
-	if cw.err != nil {
-		return Info{}, fmt.Errorf("vmdk: writing output: %w", cw.err)
+	if cw.Err != nil {
+		return Info{}, fmt.Errorf("vmdk: writing output: %w", cw.Err)
 	}
-	if err := cw.w.(*bufio.Writer).Flush(); err != nil {
+	if err := bw.Flush(); err != nil {
 		return Info{}, fmt.Errorf("vmdk: flushing output: %w", err)
 	}
-	info.FileSize = cw.n
+	info.FileSize = cw.N
 	return info, nil
 }
 
@@ -273,52 +275,3 @@ func marker(numSecs int64, typ uint32) []byte {
 }
 
 func padSector(n int64) int64 { return (n + sector - 1) / sector * sector }
-
-func readGrain(src io.ReaderAt, size, g int64, buf []byte) error {
-	off := g * grainSize
-	n := int64(len(buf))
-	if off+n > size {
-		n = size - off
-	}
-	clear(buf[n:])
-	got, err := src.ReadAt(buf[:n], off)
-	if got < int(n) {
-		if err == nil || errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
-		}
-		return fmt.Errorf("vmdk: reading source at offset %d: %w", off, err)
-	}
-	return nil
-}
-
-func allZero(b []byte) bool {
-	for len(b) >= 8 {
-		if binary.LittleEndian.Uint64(b) != 0 {
-			return false
-		}
-		b = b[8:]
-	}
-	for _, x := range b {
-		if x != 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// countingWriter tracks the output offset and keeps the first error.
-type countingWriter struct {
-	w   io.Writer
-	n   int64
-	err error
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	if c.err != nil {
-		return 0, c.err
-	}
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	c.err = err
-	return n, err
-}
