@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kilnproject/kiln/builder/fstree"
+	"github.com/kilnproject/kiln/internal/testdeb"
 )
 
 // TestDebianKernel checks Select and the regenerated files against kmod's
@@ -17,9 +18,9 @@ func TestDebianKernel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("downloads a Debian kernel package")
 	}
-	requireTool(t, "modinfo", "kmod")
-	requireTool(t, "depmod", "kmod")
-	kdir, kver := debianKernel(t, "amd64")
+	testdeb.RequireTool(t, "modinfo", "kmod")
+	testdeb.RequireTool(t, "depmod", "kmod")
+	kdir, kver := testdeb.Kernel(t, "amd64")
 	mdir := filepath.Join(kdir, "lib/modules", kver)
 	ix, err := Scan(mdir)
 	if err != nil {
@@ -51,14 +52,14 @@ func TestDebianKernel(t *testing.T) {
 			return
 		}
 		want[name] = true
-		deps := strings.TrimSpace(run(t, "", "modinfo", "-F", "depends", filepath.Join(mdir, m.Path)))
+		deps := strings.TrimSpace(testdeb.Run(t, "", "modinfo", "-F", "depends", filepath.Join(mdir, m.Path)))
 		for _, d := range strings.Split(deps, ",") {
 			if d != "" {
 				walk(d)
 			}
 		}
 		// softdep pre: is part of the closure too (modprobe loads those first).
-		for _, sd := range strings.Split(run(t, "", "modinfo", "-F", "softdep", filepath.Join(mdir, m.Path)), "\n") {
+		for _, sd := range strings.Split(testdeb.Run(t, "", "modinfo", "-F", "softdep", filepath.Join(mdir, m.Path)), "\n") {
 			if pre, ok := strings.CutPrefix(strings.TrimSpace(sd), "pre:"); ok {
 				pre, _, _ = strings.Cut(pre, "post:")
 				for _, d := range strings.Fields(pre) {
@@ -98,7 +99,7 @@ func TestDebianKernel(t *testing.T) {
 	sub := filepath.Join(root, "lib/modules", kver)
 	ours, _ := os.ReadFile(filepath.Join(sub, "modules.dep"))
 	oursAlias, _ := os.ReadFile(filepath.Join(sub, "modules.alias"))
-	run(t, "", "depmod", "-b", root, kver) // rewrites modules.dep from the modules' symbols
+	testdeb.Run(t, "", "depmod", "-b", root, kver) // rewrites modules.dep from the modules' symbols
 	theirs, _ := os.ReadFile(filepath.Join(sub, "modules.dep"))
 	theirsAlias, _ := os.ReadFile(filepath.Join(sub, "modules.alias"))
 	if string(ours) != string(theirs) {
@@ -153,7 +154,7 @@ func TestDebianKernel(t *testing.T) {
 			}
 			continue
 		}
-		for _, a := range strings.Fields(run(t, "", "modinfo", "-F", "alias", filepath.Join(mdir, m.Path))) {
+		for _, a := range strings.Fields(testdeb.Run(t, "", "modinfo", "-F", "alias", filepath.Join(mdir, m.Path))) {
 			if n == "virtio_blk" && !strings.Contains(string(oursAlias), "alias "+a+" "+n+"\n") {
 				t.Errorf("modules.alias lacks %q for %s", a, n)
 			}

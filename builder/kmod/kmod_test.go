@@ -11,6 +11,7 @@ import (
 
 	"github.com/kilnproject/kiln/builder/cpio"
 	"github.com/kilnproject/kiln/builder/fstree"
+	"github.com/kilnproject/kiln/internal/testdeb"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
 )
@@ -104,10 +105,10 @@ func compressZstd(t *testing.T, b []byte) []byte {
 }
 
 func TestFakeKOReadByModinfo(t *testing.T) {
-	requireTool(t, "modinfo", "kmod")
+	testdeb.RequireTool(t, "modinfo", "kmod")
 	p := filepath.Join(t.TempDir(), "x.ko")
 	os.WriteFile(p, fakeKO("alias=a1", "depends=y,z", "name=x"), 0o644)
-	out := run(t, "", "modinfo", "-F", "depends", p)
+	out := testdeb.Run(t, "", "modinfo", "-F", "depends", p)
 	if strings.TrimSpace(out) != "y,z" {
 		t.Fatalf("modinfo reads depends %q from the fixture, want y,z", out)
 	}
@@ -208,9 +209,9 @@ alias usb:v1234p0001d* usb_thing
 	}
 
 	// depmod itself reads the written subset and derives the same aliases.
-	requireTool(t, "depmod", "kmod")
+	testdeb.RequireTool(t, "depmod", "kmod")
 	root := extract(t, tr)
-	run(t, "", "depmod", "-b", filepath.Join(root, "initrd"), fakeKver)
+	testdeb.Run(t, "", "depmod", "-b", filepath.Join(root, "initrd"), fakeKver)
 	got, _ := os.ReadFile(filepath.Join(root, base, "modules.alias"))
 	if string(got) != wantAlias {
 		t.Errorf("depmod's modules.alias differs:\n%s\nours:\n%s", got, wantAlias)
@@ -220,7 +221,7 @@ alias usb:v1234p0001d* usb_thing
 // extract writes the tree to a temp dir through the cpio writer and GNU cpio.
 func extract(t *testing.T, tr *fstree.Tree) string {
 	t.Helper()
-	requireTool(t, "cpio", "cpio")
+	testdeb.RequireTool(t, "cpio", "cpio")
 	var buf bytes.Buffer
 	if err := cpio.Write(&buf, tr, 0); err != nil {
 		t.Fatal(err)

@@ -5,53 +5,33 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kilnproject/kiln/internal/testimg"
 )
 
 // rawImage returns a disk with pseudo-random data in a few regions and zeros
 // elsewhere; its size is deliberately not a multiple of the cluster size.
 func rawImage(t testing.TB, size int64) []byte {
 	t.Helper()
-	img := make([]byte, size)
-	r := rand.New(rand.NewPCG(1, 2))
-	fill := func(off, n int64) {
-		for i := off; i < off+n && i < size; i++ {
-			img[i] = byte(r.Uint32())
-		}
+	regions := []testimg.Region{
+		{0, 4096},                    // boot sector / GPT area
+		{3*clusterSize + 100, 70000}, // straddles two clusters
+		{size / 2, 1 << 20},          // 1 MiB in the middle
+		{size - 1000, 1000},          // the partial last cluster
 	}
-	fill(0, 4096)                  // boot sector / GPT area
-	fill(3*clusterSize+100, 70000) // straddles two clusters
-	fill(size/2, 1<<20)            // 1 MiB in the middle
-	fill(size-1000, 1000)          // the partial last cluster
+	// Half-random clusters: their compressed forms straddle host clusters.
+	for c := int64(100); c < 140; c++ {
+		regions = append(regions, testimg.Region{c * clusterSize, 3000})
+	}
+	img := testimg.Raw(size, regions...)
 	// Compressible regions, one spanning several clusters.
 	copy(img[size/4:], bytes.Repeat([]byte("kiln compressible text "), 20000))
 	copy(img[size/3+5000:], bytes.Repeat([]byte{0xff}, 100))
-	// Half-random clusters: their compressed forms straddle host clusters.
-	for c := int64(100); c < 140; c++ {
-		fill(c*clusterSize, 3000)
-	}
 	return img
-}
-
-func needTool(t testing.TB, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s is required as the test oracle (apt-get install qemu-utils): %v", name, err)
-	}
-}
-
-func run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-	return string(out)
 }
 
 func writeImage(t testing.TB, raw []byte, o ...Options) []byte {
@@ -69,19 +49,13 @@ func TestQemuImgAcceptsImage(t *testing.T) {
 }
 
 func testQemuImg(t *testing.T, o Options) {
-	needTool(t, "qemu-img")
+	testimg.NeedQemuImg(t)
 	const size = 40<<20 + 12345
 	raw := rawImage(t, size)
-	dir := t.TempDir()
-	rawPath := filepath.Join(dir, "disk.raw")
-	imgPath := filepath.Join(dir, "disk.qcow2")
 	img := writeImage(t, raw, o)
-	if err := os.WriteFile(rawPath, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(imgPath, img, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := t.TempDir()
+	rawPath := testimg.WriteFile(t, dir, "disk.raw", raw)
+	imgPath := testimg.WriteFile(t, dir, "disk.qcow2", img)
 
 	var info struct {
 		Format         string `json:"format"`
@@ -95,7 +69,7 @@ func testQemuImg(t *testing.T, o Options) {
 			} `json:"data"`
 		} `json:"format-specific"`
 	}
-	if err := json.Unmarshal([]byte(run(t, "qemu-img", "info", "--output=json", imgPath)), &info); err != nil {
+	if err := json.Unmarshal([]byte(testimg.QemuImg(t, "info", "--output=json", imgPath)), &info); err != nil {
 		t.Fatal(err)
 	}
 	if info.Format != "qcow2" || info.VirtualSize != (size+511)&^511 || info.ClusterSize != clusterSize {
@@ -104,14 +78,14 @@ func testQemuImg(t *testing.T, o Options) {
 	if d := info.FormatSpecific.Data; d.Compat != "1.1" || d.RefcountBits != 16 || d.Corrupt {
 		t.Errorf("qemu-img info format-specific: %+v, want compat 1.1, 16 refcount bits, not corrupt", d)
 	}
-	out := run(t, "qemu-img", "check", "-f", "qcow2", imgPath)
+	out := testimg.QemuImg(t, "check", "-f", "qcow2", imgPath)
 	if !strings.Contains(out, "No errors were found") {
 		t.Errorf("qemu-img check: %s", out)
 	}
 	if o.Compress == strings.Contains(out, "0.00% compressed clusters") {
 		t.Errorf("qemu-img check statistics do not match Compress=%v:\n%s", o.Compress, out)
 	}
-	run(t, "qemu-img", "compare", "-f", "raw", "-F", "qcow2", rawPath, imgPath)
+	testimg.QemuImg(t, "compare", "-f", "raw", "-F", "qcow2", rawPath, imgPath)
 
 	if len(img) > len(raw)/5 {
 		t.Errorf("image is %d bytes for a %d-byte mostly zero disk: not sparse", len(img), len(raw))
@@ -164,16 +138,7 @@ func TestRejectsBadSize(t *testing.T) {
 
 func BenchmarkWrite(b *testing.B) {
 	const size = 64 << 20
-	raw := make([]byte, size)
-	r := rand.New(rand.NewPCG(3, 4))
-	for i := 0; i < size; i += 2 * clusterSize { // every other cluster holds data
-		for j := i; j < i+clusterSize; j += 8 {
-			v := r.Uint64()
-			for k := 0; k < 8; k++ {
-				raw[j+k] = byte(v >> (8 * k))
-			}
-		}
-	}
+	raw := testimg.Striped(size, clusterSize, 256) // every other cluster holds data
 	for _, o := range []Options{{}, {Compress: true}} {
 		b.Run(fmt.Sprintf("compress=%v", o.Compress), func(b *testing.B) {
 			b.SetBytes(size)
@@ -189,7 +154,7 @@ func BenchmarkWrite(b *testing.B) {
 // TestSeveralL2Tables uses a sparse host file larger than one L2 table's
 // reach (512 MiB) so the L1 table has several entries, one of them empty.
 func TestSeveralL2Tables(t *testing.T) {
-	needTool(t, "qemu-img")
+	testimg.NeedQemuImg(t)
 	const size = 1100 << 20
 	dir := t.TempDir()
 	rawPath := filepath.Join(dir, "big.raw")
@@ -217,8 +182,8 @@ func TestSeveralL2Tables(t *testing.T) {
 	if err := out.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if o := run(t, "qemu-img", "check", "-f", "qcow2", imgPath); !bytes.Contains([]byte(o), []byte("No errors were found")) {
+	if o := testimg.QemuImg(t, "check", "-f", "qcow2", imgPath); !bytes.Contains([]byte(o), []byte("No errors were found")) {
 		t.Errorf("qemu-img check: %s", o)
 	}
-	run(t, "qemu-img", "compare", "-f", "raw", "-F", "qcow2", rawPath, imgPath)
+	testimg.QemuImg(t, "compare", "-f", "raw", "-F", "qcow2", rawPath, imgPath)
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/kilnproject/kiln/builder/cpio"
 	"github.com/kilnproject/kiln/builder/fstree"
+	"github.com/kilnproject/kiln/internal/testdeb"
 )
 
 // bootInitrd builds testdata/init as a static binary for goarch and wraps it
@@ -42,9 +43,9 @@ func bootInitrd(t *testing.T, goarch string) []byte {
 // espImage puts the UKI at the removable-media path on a fresh FAT image.
 func espImage(t *testing.T, uki []byte, bootName string) string {
 	t.Helper()
-	requireTool(t, "mkfs.vfat", "dosfstools")
-	requireTool(t, "mmd", "mtools")
-	requireTool(t, "mcopy", "mtools")
+	testdeb.RequireTool(t, "mkfs.vfat", "dosfstools")
+	testdeb.RequireTool(t, "mmd", "mtools")
+	testdeb.RequireTool(t, "mcopy", "mtools")
 	dir := t.TempDir()
 	efi := filepath.Join(dir, "uki.efi")
 	if err := os.WriteFile(efi, uki, 0o644); err != nil {
@@ -52,9 +53,9 @@ func espImage(t *testing.T, uki []byte, bootName string) string {
 	}
 	img := filepath.Join(dir, "fat.img")
 	kib := (len(uki)/1024 + 4096) &^ 1023
-	run(t, dir, "mkfs.vfat", "-C", img, strconv.Itoa(kib))
-	run(t, dir, "mmd", "-i", img, "::/EFI", "::/EFI/BOOT")
-	run(t, dir, "mcopy", "-i", img, efi, "::/EFI/BOOT/"+bootName)
+	testdeb.Run(t, dir, "mkfs.vfat", "-C", img, strconv.Itoa(kib))
+	testdeb.Run(t, dir, "mmd", "-i", img, "::/EFI", "::/EFI/BOOT")
+	testdeb.Run(t, dir, "mcopy", "-i", img, efi, "::/EFI/BOOT/"+bootName)
 	return img
 }
 
@@ -62,7 +63,7 @@ func espImage(t *testing.T, uki []byte, bootName string) string {
 // returns the serial console output.
 func bootQEMU(t *testing.T, timeout time.Duration, qemu string, args ...string) string {
 	t.Helper()
-	requireTool(t, qemu, "qemu-system")
+	testdeb.RequireTool(t, qemu, "qemu-system")
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, qemu, args...)
@@ -90,10 +91,10 @@ func TestBootAMD64(t *testing.T) {
 		t.Skip("boots a Debian kernel under QEMU")
 	}
 	const ovmf = "/usr/share/ovmf/OVMF.fd"
-	readFile(t, ovmf, "ovmf")
-	stub := readFile(t, x64Stub, "systemd-boot-efi")
-	kdir, kver := debianKernel(t, "amd64")
-	kernel := readFile(t, filepath.Join(kdir, "boot", "vmlinuz-"+kver), "linux-image-"+kver)
+	testdeb.ReadFile(t, ovmf, "ovmf")
+	stub := testdeb.ReadFile(t, x64Stub, "systemd-boot-efi")
+	kdir, kver := testdeb.Kernel(t, "amd64")
+	kernel := testdeb.ReadFile(t, filepath.Join(kdir, "boot", "vmlinuz-"+kver), "linux-image-"+kver)
 	uki, err := Build(stub, Options{
 		Kernel: kernel, Initrd: bootInitrd(t, "amd64"), Cmdline: "console=ttyS0",
 		OSRelease: testOSRelease, Uname: kver, Arch: "amd64",

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/kilnproject/kiln/internal/testdeb"
 )
 
 const testOSRelease = "NAME=kiln\nID=kiln\nVERSION_ID=0.1\n"
@@ -28,7 +30,7 @@ func fakeOptions(t *testing.T, stub []byte) Options {
 }
 
 func TestChecksumMatchesStub(t *testing.T) {
-	stub := readFile(t, x64Stub, "systemd-boot-efi")
+	stub := testdeb.ReadFile(t, x64Stub, "systemd-boot-efi")
 	p, err := parsePE(bytes.Clone(stub))
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +43,7 @@ func TestChecksumMatchesStub(t *testing.T) {
 }
 
 func TestBuildRoundTripAndLayout(t *testing.T) {
-	stub := readFile(t, x64Stub, "systemd-boot-efi")
+	stub := testdeb.ReadFile(t, x64Stub, "systemd-boot-efi")
 	o := fakeOptions(t, stub)
 	out, err := Build(stub, o)
 	if err != nil {
@@ -112,7 +114,7 @@ func TestBuildRoundTripAndLayout(t *testing.T) {
 // sees the new sections with increasing, non-overlapping, aligned VMAs.
 func checkObjdump(t *testing.T, objdump string, img []byte, want []string) {
 	t.Helper()
-	requireTool(t, objdump, "binutils")
+	testdeb.RequireTool(t, objdump, "binutils")
 	path := filepath.Join(t.TempDir(), "uki.efi")
 	if err := os.WriteFile(path, img, 0o644); err != nil {
 		t.Fatal(err)
@@ -149,7 +151,7 @@ func checkObjdump(t *testing.T, objdump string, img []byte, want []string) {
 }
 
 func TestBuildGzipKernelAndOptionalSections(t *testing.T) {
-	stub := readFile(t, x64Stub, "systemd-boot-efi")
+	stub := testdeb.ReadFile(t, x64Stub, "systemd-boot-efi")
 	var gz bytes.Buffer
 	zw := gzip.NewWriter(&gz)
 	zw.Write(stub)
@@ -173,7 +175,7 @@ func TestBuildGzipKernelAndOptionalSections(t *testing.T) {
 }
 
 func TestBuildErrors(t *testing.T) {
-	stub := readFile(t, x64Stub, "systemd-boot-efi")
+	stub := testdeb.ReadFile(t, x64Stub, "systemd-boot-efi")
 	good := fakeOptions(t, stub)
 	uki, err := Build(stub, good)
 	if err != nil {
@@ -211,7 +213,7 @@ func TestBuildErrors(t *testing.T) {
 }
 
 func TestDropSignature(t *testing.T) {
-	stub := readFile(t, x64Stub, "systemd-boot-efi")
+	stub := testdeb.ReadFile(t, x64Stub, "systemd-boot-efi")
 	signed := bytes.Clone(stub)
 	p, _ := parsePE(signed)
 	d := p.dataDir(dirSecurity)
@@ -232,10 +234,10 @@ func TestArm64(t *testing.T) {
 	if testing.Short() {
 		t.Skip("downloads the arm64 stub and kernel")
 	}
-	stubPath := filepath.Join(debPackage(t, "systemd-boot-efi", "arm64"), "usr/lib/systemd/boot/efi/linuxaa64.efi.stub")
-	stub := readFile(t, stubPath, "systemd-boot-efi:arm64")
-	kdir, kver := debianKernel(t, "arm64")
-	vmlinuz := readFile(t, filepath.Join(kdir, "boot", "vmlinuz-"+kver), "linux-image-"+kver)
+	stubPath := filepath.Join(testdeb.Package(t, "systemd-boot-efi", "arm64"), "usr/lib/systemd/boot/efi/linuxaa64.efi.stub")
+	stub := testdeb.ReadFile(t, stubPath, "systemd-boot-efi:arm64")
+	kdir, kver := testdeb.Kernel(t, "arm64")
+	vmlinuz := testdeb.ReadFile(t, filepath.Join(kdir, "boot", "vmlinuz-"+kver), "linux-image-"+kver)
 	if vmlinuz[0] != 0x1f || vmlinuz[1] != 0x8b {
 		// Bookworm ships arm64 vmlinuz as a plain Image; other kernels gzip
 		// it. Compress it here so the inflate path meets a real kernel.

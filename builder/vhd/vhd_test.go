@@ -5,45 +5,19 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"io"
-	"math/rand/v2"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kilnproject/kiln/internal/testimg"
 )
 
 // rawImage returns a disk with pseudo-random data in a few regions and zeros
 // elsewhere; its size is deliberately not a multiple of a MiB.
 func rawImage(size int64) []byte {
-	img := make([]byte, size)
-	r := rand.New(rand.NewPCG(1, 2))
-	fill := func(off, n int64) {
-		for i := off; i < off+n && i < size; i++ {
-			img[i] = byte(r.Uint32())
-		}
-	}
-	fill(0, 4096)
-	fill(blockSize-100, 70000) // straddles two blocks
-	fill(size/2, 1<<20)
-	fill(size-1000, 1000)
-	return img
-}
-
-func needTool(t testing.TB, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s is required as the test oracle (apt-get install qemu-utils): %v", name, err)
-	}
-}
-
-func run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-	return string(out)
+	return testimg.Raw(size, testimg.Region{0, 4096},
+		testimg.Region{blockSize - 100, 70000}, // straddles two blocks
+		testimg.Region{size / 2, 1 << 20}, testimg.Region{size - 1000, 1000})
 }
 
 var testOpts = Options{UniqueID: [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}, Timestamp: TimestampFromUnix(1700000000)}
@@ -66,29 +40,23 @@ func vpcOpts(path string) string {
 }
 
 func TestQemuImgAcceptsImage(t *testing.T) {
-	needTool(t, "qemu-img")
+	testimg.NeedQemuImg(t)
 	const size = 21<<20 + 3*512 + 7
 	raw := rawImage(size)
 	dir := t.TempDir()
-	rawPath := filepath.Join(dir, "disk.raw")
-	if err := os.WriteFile(rawPath, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	rawPath := testimg.WriteFile(t, dir, "disk.raw", raw)
 	for _, tc := range []struct {
 		name string
 		f    writer
 	}{{"fixed", WriteFixed}, {"dynamic", WriteDynamic}} {
 		t.Run(tc.name, func(t *testing.T) {
 			img := write(t, tc.f, raw)
-			path := filepath.Join(dir, tc.name+".vhd")
-			if err := os.WriteFile(path, img, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			path := testimg.WriteFile(t, dir, tc.name+".vhd", img)
 			var qi struct {
 				Format      string `json:"format"`
 				VirtualSize int64  `json:"virtual-size"`
 			}
-			if err := json.Unmarshal([]byte(run(t, "qemu-img", "info", "--output=json", "--image-opts", vpcOpts(path))), &qi); err != nil {
+			if err := json.Unmarshal([]byte(testimg.QemuImg(t, "info", "--output=json", "--image-opts", vpcOpts(path))), &qi); err != nil {
 				t.Fatal(err)
 			}
 			if qi.Format != "vpc" || qi.VirtualSize != DiskSize(size) {
@@ -100,7 +68,7 @@ func TestQemuImgAcceptsImage(t *testing.T) {
 			if err != nil && !strings.Contains(string(out), "does not support checks") {
 				t.Errorf("qemu-img check: %v\n%s", err, out)
 			}
-			run(t, "qemu-img", "compare", "--image-opts",
+			testimg.QemuImg(t, "compare", "--image-opts",
 				"driver=raw,file.driver=file,file.filename="+rawPath, vpcOpts(path))
 			if tc.name == "dynamic" && len(img) > len(raw)/2 {
 				t.Errorf("dynamic image is %d bytes for a %d-byte mostly zero disk: not sparse", len(img), len(raw))
@@ -226,13 +194,7 @@ func TestErrors(t *testing.T) {
 
 func BenchmarkWrite(b *testing.B) {
 	const size = 64 << 20
-	raw := make([]byte, size)
-	r := rand.New(rand.NewPCG(3, 4))
-	for i := 0; i < size; i += 2 * blockSize { // every other block holds data
-		for j := i; j < i+blockSize; j++ {
-			raw[j] = byte(r.Uint32())
-		}
-	}
+	raw := testimg.Striped(size, blockSize, 256) // every other block holds data
 	b.SetBytes(size)
 	for b.Loop() {
 		if err := WriteDynamic(io.Discard, bytes.NewReader(raw), size, testOpts); err != nil {

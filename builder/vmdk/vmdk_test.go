@@ -5,46 +5,19 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"io"
-	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kilnproject/kiln/internal/testimg"
 )
 
 // rawImage returns a disk with pseudo-random data in a few regions and zeros
 // elsewhere; its size is deliberately not a multiple of the grain size.
 func rawImage(size int64) []byte {
-	img := make([]byte, size)
-	r := rand.New(rand.NewPCG(1, 2))
-	fill := func(off, n int64) {
-		for i := off; i < off+n && i < size; i++ {
-			img[i] = byte(r.Uint32())
-		}
-	}
-	fill(0, 4096)
-	fill(3*grainSize+100, 70000)
-	fill(size/2, 1<<20)
+	img := testimg.Raw(size, testimg.Region{0, 4096}, testimg.Region{3*grainSize + 100, 70000},
+		testimg.Region{size / 2, 1 << 20}, testimg.Region{size - 1000, 1000})
 	copy(img[size/4:], bytes.Repeat([]byte("compressible "), 50000))
-	fill(size-1000, 1000)
 	return img
-}
-
-func needTool(t testing.TB, name string) {
-	t.Helper()
-	if _, err := exec.LookPath(name); err != nil {
-		t.Fatalf("%s is required as the test oracle (apt-get install qemu-utils): %v", name, err)
-	}
-}
-
-func run(t testing.TB, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", name, args, err, out)
-	}
-	return string(out)
 }
 
 func writeImage(t testing.TB, raw []byte, o Options) ([]byte, Info) {
@@ -61,21 +34,15 @@ func writeImage(t testing.TB, raw []byte, o Options) ([]byte, Info) {
 }
 
 func TestQemuImgAcceptsImage(t *testing.T) {
-	needTool(t, "qemu-img")
+	testimg.NeedQemuImg(t)
 	const size = 40<<20 + 3*512 // 600 grains and a partial one: two grain tables
 	raw := rawImage(size)
 	for _, adapter := range []string{"", "ide", "pvscsi"} {
 		t.Run("adapter="+adapter, func(t *testing.T) {
-			dir := t.TempDir()
-			rawPath := filepath.Join(dir, "disk.raw")
-			imgPath := filepath.Join(dir, "disk.vmdk")
 			img, info := writeImage(t, raw, Options{AdapterType: adapter, FileName: "disk.vmdk"})
-			if err := os.WriteFile(rawPath, raw, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(imgPath, img, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			dir := t.TempDir()
+			rawPath := testimg.WriteFile(t, dir, "disk.raw", raw)
+			imgPath := testimg.WriteFile(t, dir, "disk.vmdk", img)
 			var qi struct {
 				Format         string `json:"format"`
 				VirtualSize    int64  `json:"virtual-size"`
@@ -91,7 +58,7 @@ func TestQemuImgAcceptsImage(t *testing.T) {
 					} `json:"data"`
 				} `json:"format-specific"`
 			}
-			if err := json.Unmarshal([]byte(run(t, "qemu-img", "info", "--output=json", imgPath)), &qi); err != nil {
+			if err := json.Unmarshal([]byte(testimg.QemuImg(t, "info", "--output=json", imgPath)), &qi); err != nil {
 				t.Fatal(err)
 			}
 			d := qi.FormatSpecific.Data
@@ -104,10 +71,10 @@ func TestQemuImgAcceptsImage(t *testing.T) {
 			if len(d.Extents) != 1 || !d.Extents[0].Compressed || d.Extents[0].ClusterSize != grainSize {
 				t.Errorf("qemu-img info extents: %+v, want one compressed extent with 64 KiB grains", d.Extents)
 			}
-			if out := run(t, "qemu-img", "check", "-f", "vmdk", imgPath); !strings.Contains(out, "No errors were found") {
+			if out := testimg.QemuImg(t, "check", "-f", "vmdk", imgPath); !strings.Contains(out, "No errors were found") {
 				t.Errorf("qemu-img check: %s", out)
 			}
-			run(t, "qemu-img", "compare", "-f", "raw", "-F", "vmdk", rawPath, imgPath)
+			testimg.QemuImg(t, "compare", "-f", "raw", "-F", "vmdk", rawPath, imgPath)
 
 			want := "ddb.adapterType = \"lsilogic\""
 			if adapter != "" {
@@ -186,13 +153,7 @@ func TestOptionErrors(t *testing.T) {
 
 func BenchmarkWrite(b *testing.B) {
 	const size = 64 << 20
-	raw := make([]byte, size)
-	r := rand.New(rand.NewPCG(3, 4))
-	for i := 0; i < size; i += 2 * grainSize { // every other grain holds data
-		for j := i; j < i+grainSize; j++ {
-			raw[j] = byte(r.Uint32() % 16) // compressible, like real filesystems
-		}
-	}
+	raw := testimg.Striped(size, grainSize, 16) // every other grain holds compressible data
 	b.SetBytes(size)
 	for b.Loop() {
 		if _, err := Write(io.Discard, bytes.NewReader(raw), size, Options{}); err != nil {
