@@ -40,7 +40,14 @@ type Machine struct {
 	// Net is "user" (slirp, default), "none", or "socket:PORT" style handled by the caller through ExtraArgs.
 	Net      string
 	Forwards []Forward // host TCP port -> guest TCP port (user networking)
-	KVM      bool      // use /dev/kvm when it works; TCG otherwise
+	// GuestForwards send the guest's TCP connections to Addr:Port on to a
+	// host endpoint (user networking; Addr must lie inside UserNet).
+	GuestForwards []GuestForward
+	// UserNet is the user network's CIDR ("" = QEMU's 10.0.2.0/24); a
+	// metadata service at 169.254.169.254 needs 169.254.169.0/24.
+	UserNet string
+	MAC     string // the NIC's MAC address; "" = QEMU's default 52:54:00:12:34:56
+	KVM     bool   // use /dev/kvm when it works; TCG otherwise
 	// Console receives everything the guest prints on its serial console.
 	Console io.Writer
 	// Stdin feeds the serial console (interactive `kiln run`); nil = no input.
@@ -51,6 +58,15 @@ type Machine struct {
 
 // Forward is a host:guest TCP port pair.
 type Forward struct{ Host, Guest int }
+
+// GuestForward is a guest-visible TCP address served from the host:
+// Target is a QEMU character device, e.g. "tcp:127.0.0.1:8080" (one
+// connection opened when QEMU starts, carrying every guest connection).
+type GuestForward struct {
+	Addr   string // e.g. 169.254.169.254
+	Port   int
+	Target string
+}
 
 // VM is a running machine.
 type VM struct {
@@ -181,6 +197,7 @@ func (m *Machine) Args(workDir, qmpPath string) ([]string, error) {
 			break
 		}
 	}
+	ideCDs := 0
 	for i, d := range m.Drives {
 		if _, err := os.Stat(d.Path); err != nil {
 			return nil, fmt.Errorf("image %s: %w", d.Path, err)
@@ -210,7 +227,14 @@ func (m *Machine) Args(workDir, qmpPath string) ([]string, error) {
 		switch d.Media {
 		case "cdrom":
 			if q.CDROM == "ide" {
-				a = append(a, "-device", fmt.Sprintf("ide-cd,drive=drv%d%s", i, boot))
+				// q35's AHCI ports are buses of one unit each: name the port,
+				// or a second CD-ROM (a seed) lands on the first one's.
+				bus := ""
+				if strings.HasPrefix(q.Machine, "q35") {
+					bus = fmt.Sprintf(",bus=ide.%d", ideCDs)
+				}
+				ideCDs++
+				a = append(a, "-device", fmt.Sprintf("ide-cd,drive=drv%d%s%s", i, bus, boot))
 			} else {
 				a = append(a, "-device", fmt.Sprintf("scsi-cd,drive=drv%d,bus=scsi0.0%s", i, boot))
 			}
@@ -227,20 +251,34 @@ func (m *Machine) Args(workDir, qmpPath string) ([]string, error) {
 		// network (no host, no outside), so probes of metadata addresses
 		// stay inside the VM's world; forwarded ports still work.
 		nd := "user,id=net0,restrict=on"
+		if m.UserNet != "" {
+			nd += ",net=" + m.UserNet
+		}
 		for _, f := range m.Forwards {
 			nd += fmt.Sprintf(",hostfwd=tcp:127.0.0.1:%d-:%d", f.Host, f.Guest)
 		}
-		a = append(a, "-netdev", nd, "-device", q.NIC+",netdev=net0")
+		for _, f := range m.GuestForwards {
+			// Commas inside one -netdev option value are doubled.
+			nd += fmt.Sprintf(",guestfwd=tcp:%s:%d-%s", f.Addr, f.Port, strings.ReplaceAll(f.Target, ",", ",,"))
+		}
+		a = append(a, "-netdev", nd, "-device", q.NIC+",netdev=net0"+m.macOpt())
 	case strings.HasPrefix(m.Net, "socket:"):
 		// Several VMs on one L2 segment over loopback multicast-free UDP pairs
 		// are set up by the caller; here: listen on / connect to a TCP port.
 		spec := strings.TrimPrefix(m.Net, "socket:")
-		a = append(a, "-netdev", "socket,id=net0,"+spec, "-device", q.NIC+",netdev=net0")
+		a = append(a, "-netdev", "socket,id=net0,"+spec, "-device", q.NIC+",netdev=net0"+m.macOpt())
 	default:
 		return nil, fmt.Errorf("unknown network %q (want user, none or socket:listen=127.0.0.1:PORT / socket:connect=127.0.0.1:PORT)", m.Net)
 	}
 	a = append(a, "-device", "virtio-rng-pci")
 	return append(a, m.ExtraArgs...), nil
+}
+
+func (m *Machine) macOpt() string {
+	if m.MAC == "" {
+		return ""
+	}
+	return ",mac=" + m.MAC
 }
 
 // Start boots the machine.

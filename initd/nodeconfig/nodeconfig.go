@@ -197,6 +197,11 @@ func applySeed(seed *datasource.Seed, o Options, res *Result) (*cloudconfig.Conf
 		res.MachineConfig = cc.MachineConfig
 		if err := cc.ApplyWriteFiles(o.Root); err != nil {
 			errs = append(errs, fmt.Errorf("%s user-data: %v", seed.Source, err))
+		} else {
+			// One line per file: the operator sees on the console what the seed changed.
+			for _, wf := range cc.WriteFiles {
+				o.Log("nodeconfig: write_files[%d]: wrote %s (%d bytes, mode %04o, owner %d:%d)", wf.Index, wf.Path, len(wf.Content), wf.Perm, wf.UID, wf.GID)
+			}
 		}
 	}
 	// Hostname: cloud-config, else meta-data.

@@ -3,6 +3,7 @@ package nodeconfig
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -60,9 +61,14 @@ func nocloud(dir string) datasource.Source {
 func TestApplyNoCloud(t *testing.T) {
 	w := setup(t, datasource.Cmdline{Args: map[string]string{}}, nocloud("testdata/nocloud"))
 	root := t.TempDir()
-	res, err := Apply(context.Background(), Options{Root: root, Log: t.Logf, Cmdline: map[string]string{}})
+	var logged strings.Builder
+	logf := func(f string, a ...any) { t.Logf(f, a...); fmt.Fprintf(&logged, f+"\n", a...) }
+	res, err := Apply(context.Background(), Options{Root: root, Log: logf, Cmdline: map[string]string{}})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !strings.Contains(logged.String(), "write_files[0]: wrote /etc/kiln/motd (6 bytes, mode 0600") {
+		t.Errorf("no log line for the written file:\n%s", logged.String())
 	}
 	if res.Source != "nocloud:/dev/sr1" || res.Hostname != "node1" || strings.Join(res.Addresses, ",") != "10.0.0.5/24" ||
 		strings.Join(res.Ignored, ",") != "packages" || !strings.Contains(string(res.MachineConfig), "role: init") {

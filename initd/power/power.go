@@ -121,32 +121,56 @@ func ReadButton(r io.Reader, out chan<- Action) error {
 // presses to out. It rescans for a while, because the button module may be
 // loaded after PID 1 starts watching.
 func WatchButtons(ctx context.Context, sysClassInput, devInput string, log func(string, ...any), out chan<- Action) {
-	watching := map[string]bool{}
-	for i := 0; ; i++ {
-		for _, name := range FindButtons(sysClassInput) {
-			if watching[name] {
-				continue
-			}
-			f, err := os.Open(filepath.Join(devInput, name))
-			if err != nil {
-				log("power button %s: %v", name, err)
-				continue
-			}
-			watching[name] = true
-			log("power button: watching %s", f.Name())
-			go func() {
-				defer f.Close()
-				ReadButton(f, out)
-			}()
+	w := buttons{sys: sysClassInput, dev: devInput, log: log, out: out, watching: map[string]bool{}}
+	w.scan()
+	w.rescan(ctx)
+}
+
+// StartButtons opens the power buttons present now before it returns and
+// rescans in the background. Call it before printing the ready line: an
+// input event sent while no one has the device open is lost, so a power
+// button pressed right after "ready" would otherwise do nothing.
+func StartButtons(ctx context.Context, sysClassInput, devInput string, log func(string, ...any), out chan<- Action) {
+	w := buttons{sys: sysClassInput, dev: devInput, log: log, out: out, watching: map[string]bool{}}
+	w.scan()
+	go w.rescan(ctx)
+}
+
+type buttons struct {
+	sys, dev string
+	log      func(string, ...any)
+	out      chan<- Action
+	watching map[string]bool
+}
+
+// scan opens the buttons not watched yet.
+func (w *buttons) scan() {
+	for _, name := range FindButtons(w.sys) {
+		if w.watching[name] {
+			continue
 		}
-		if i >= 30 {
-			return
+		f, err := os.Open(filepath.Join(w.dev, name))
+		if err != nil {
+			w.log("power button %s: %v", name, err)
+			continue
 		}
+		w.watching[name] = true
+		w.log("power button: watching %s", f.Name())
+		go func() {
+			defer f.Close()
+			ReadButton(f, w.out)
+		}()
+	}
+}
+
+func (w *buttons) rescan(ctx context.Context) {
+	for i := 0; i < 30; i++ {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Second):
 		}
+		w.scan()
 	}
 }
 

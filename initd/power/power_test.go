@@ -2,11 +2,14 @@ package power
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -67,5 +70,30 @@ func TestMountPoints(t *testing.T) {
 	want := []string{"/", "/dev", "/run", "/run/kiln/state", "/my dir"}
 	if err != nil || !reflect.DeepEqual(got, want) {
 		t.Fatalf("MountPoints = %q, %v", got, err)
+	}
+}
+
+// StartButtons must have the button open when it returns: initd prints the
+// ready line right after, and a press before the open would be lost.
+func TestStartButtonsOpensBeforeReturning(t *testing.T) {
+	sys, dev := t.TempDir(), t.TempDir()
+	os.MkdirAll(filepath.Join(sys, "event0", "device"), 0o755)
+	os.WriteFile(filepath.Join(sys, "event0", "device/name"), []byte("Power Button\n"), 0o644)
+	os.WriteFile(filepath.Join(dev, "event0"), event(evKey, keyPower, 1), 0o644)
+	var logged []string
+	out := make(chan Action, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	StartButtons(ctx, sys, dev, func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }, out)
+	if len(logged) != 1 || logged[0] != "power button: watching "+filepath.Join(dev, "event0") {
+		t.Fatalf("log when StartButtons returned: %q", logged)
+	}
+	select {
+	case a := <-out:
+		if a != Poweroff {
+			t.Fatalf("action %v", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the press was not forwarded")
 	}
 }
