@@ -1,6 +1,7 @@
 package qemu_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -51,6 +52,7 @@ ethernets:
 	})
 	iso := kilnSeed(t, "--kind", "nocloud", dir)
 	checkSeedISO(t, iso, "CIDATA", "/user-data", "/meta-data", "/network-config")
+	sameBytes(t, iso, kilnSeed(t, "--kind", "nocloud", dir))
 
 	disk := diskOverlay(t, "")
 	m := amd64Machine(t, disk, "qcow2", iso)
@@ -284,6 +286,22 @@ func checkSeedISO(t *testing.T, iso, label string, files ...string) {
 		if !strings.Contains(s, "'"+f+"'") {
 			t.Errorf("seed %s lacks %s:\n%s", iso, f, s)
 		}
+	}
+}
+
+// sameBytes: the same seed input must give the same image (reproducible).
+func sameBytes(t *testing.T, a, b string) {
+	t.Helper()
+	x, err := os.ReadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	y, err := os.ReadFile(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(x, y) {
+		t.Errorf("kiln seed is not reproducible: %s and %s differ", a, b)
 	}
 }
 

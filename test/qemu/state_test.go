@@ -11,6 +11,12 @@ import (
 func TestPowerdownClean(t *testing.T) {
 	disk := diskOverlay(t, "")
 	vm, _ := bootKept(t, amd64Machine(t, disk, "qcow2"))
+	// The button must be open before "ready": a press before the open is
+	// lost, and "ready" is when users and tests reach for it.
+	log := vm.Log()
+	if w, r := strings.Index(log, "power button: watching"), strings.Index(log, "kiln: ready"); w < 0 || w > r {
+		t.Errorf("initd opens the power button after the ready line (watching at %d, ready at %d)", w, r)
+	}
 	if d := powerdown(t, vm, 10*time.Second); d > 10*time.Second {
 		t.Errorf("power-off took %s, want under 10s", d)
 	}
