@@ -37,7 +37,8 @@ type Machine struct {
 	MemoryMiB int
 	CPUs      int
 	Drives    []Drive
-	// Net is "user" (slirp, default), "none", or "socket:PORT" style handled by the caller through ExtraArgs.
+	// Net is "user" (slirp, default), "none", "switch:SWITCHPORT:VMPORT" (a
+	// Switch port, from Switch.NetFor) or "socket:listen=..."/"socket:connect=...".
 	Net      string
 	Forwards []Forward // host TCP port -> guest TCP port (user networking)
 	// GuestForwards send the guest's TCP connections to Addr:Port on to a
@@ -267,8 +268,16 @@ func (m *Machine) Args(workDir, qmpPath string) ([]string, error) {
 		// are set up by the caller; here: listen on / connect to a TCP port.
 		spec := strings.TrimPrefix(m.Net, "socket:")
 		a = append(a, "-netdev", "socket,id=net0,"+spec, "-device", q.NIC+",netdev=net0"+m.macOpt())
+	case strings.HasPrefix(m.Net, "switch:"):
+		// A port of a Switch: frames travel as UDP datagrams on loopback.
+		sw, vm, err := parseSwitchNet(m.Net)
+		if err != nil {
+			return nil, err
+		}
+		nd := fmt.Sprintf("dgram,id=net0,remote.type=inet,remote.host=127.0.0.1,remote.port=%d,local.type=inet,local.host=127.0.0.1,local.port=%d", sw, vm)
+		a = append(a, "-netdev", nd, "-device", q.NIC+",netdev=net0"+m.macOpt())
 	default:
-		return nil, fmt.Errorf("unknown network %q (want user, none or socket:listen=127.0.0.1:PORT / socket:connect=127.0.0.1:PORT)", m.Net)
+		return nil, fmt.Errorf("unknown network %q (want user, none, switch:SWITCHPORT:VMPORT or socket:listen=127.0.0.1:PORT / socket:connect=127.0.0.1:PORT)", m.Net)
 	}
 	a = append(a, "-device", "virtio-rng-pci")
 	return append(a, m.ExtraArgs...), nil
