@@ -321,7 +321,7 @@ func (m *Machine) Start(ctx context.Context) (*VM, error) {
 	if err != nil {
 		return nil, err
 	}
-	v.cmd.Stderr = &lockedWriter{v: v}
+	v.cmd.Stderr = &stderrRecorder{v: v}
 	if err := v.cmd.Start(); err != nil {
 		v.cleanup()
 		return nil, fmt.Errorf("starting %s: %w", m.Arch.QEMU.Binary, err)
@@ -334,9 +334,11 @@ func (m *Machine) Start(ctx context.Context) (*VM, error) {
 	return v, nil
 }
 
-type lockedWriter struct{ v *VM }
+// stderrRecorder keeps what QEMU itself prints (errors about devices, files)
+// in the console log, prefixed so it reads apart from the guest.
+type stderrRecorder struct{ v *VM }
 
-func (w *lockedWriter) Write(p []byte) (int, error) {
+func (w *stderrRecorder) Write(p []byte) (int, error) {
 	w.v.record(append([]byte("qemu: "), p...))
 	return len(p), nil
 }
@@ -444,7 +446,6 @@ func (v *VM) WaitFor(ctx context.Context, re *regexp.Regexp, timeout time.Durati
 		v.mu.Lock()
 		lines := v.lines[seen:]
 		seen = len(v.lines)
-		partial := v.partial
 		v.mu.Unlock()
 		for _, l := range lines {
 			if re.MatchString(l) {
@@ -457,7 +458,6 @@ func (v *VM) WaitFor(ctx context.Context, re *regexp.Regexp, timeout time.Durati
 				return "", &BootError{Reason: fmt.Sprintf("boot failed (console shows %q) before %q", f.String(), re.String()), Log: whole}
 			}
 		}
-		_ = partial
 		v.mu.Lock()
 		silent := time.Since(v.lastOut)
 		v.mu.Unlock()
