@@ -22,6 +22,7 @@ import (
 	"github.com/kilnproject/kiln/initd/reaper"
 	"github.com/kilnproject/kiln/initd/state"
 	"github.com/kilnproject/kiln/initd/supervisor"
+	"github.com/kilnproject/kiln/initd/uevent"
 	"golang.org/x/sys/unix"
 )
 
@@ -64,9 +65,14 @@ type Boot struct {
 	Reaper  *reaper.Reaper
 	Super   *supervisor.Supervisor
 
+	console  *stampedConsole // nil in tests
 	kver     string
 	modules  *kmod.Loader
 	medium   *medium.Medium
+	events   *uevent.Socket // nil when the kernel would not give us one
+	coldplug *coldplugger
+	listDone <-chan struct{} // closed when initramfs.json's modules are loaded
+	initRead chan error      // the system init's prefetch result
 	hostname string
 	addrs    []string
 }
@@ -109,6 +115,9 @@ func (b *Boot) readCmdline(context.Context) error {
 	}
 	b.Cmdline = c
 	b.Log.SetDebug(c.Debug())
+	if b.console != nil {
+		b.console.on.Store(c.Debug())
+	}
 	b.Log.Debugf("cmdline: %v", c)
 	return nil
 }
@@ -131,6 +140,10 @@ func (b *Boot) openModules() error {
 	return nil
 }
 
+// loadInitramfsModules starts loading initramfs.json's modules, in order,
+// in the background: most of them (ext4, overlay, vfat) are not needed to
+// find the medium, and loading them fills the time the kernel spends
+// probing hardware. mount-system waits for them.
 func (b *Boot) loadInitramfsModules(context.Context) error {
 	var cfg initramfsConfig
 	data, err := os.ReadFile(InitramfsJSON)
@@ -146,20 +159,52 @@ func (b *Boot) loadInitramfsModules(context.Context) error {
 	if cfg.Kernel != "" && cfg.Kernel != b.kver {
 		b.logf("warning: %s is for kernel %s, running %s", InitramfsJSON, cfg.Kernel, b.kver)
 	}
-	n := 0
-	for _, m := range cfg.Modules {
-		if err := b.modules.Load(m); err != nil {
-			b.logf("module %s: %v", m, err) // not fatal: it may be built in or not needed here
-			continue
-		}
-		n++
+	// Listen before anything is loaded: every device that shows up from
+	// now on is announced, and the first sysfs scan covers the rest.
+	if b.events, err = uevent.Open(); err != nil {
+		b.logf("%v; polling for devices instead", err)
 	}
-	b.logf("modules: %d of %d loaded", n, len(cfg.Modules))
+	start := time.Now()
+	b.listDone = inBackground(func() {
+		n := 0
+		for _, m := range cfg.Modules {
+			if err := b.modules.Load(m); err != nil {
+				b.logf("module %s: %v", m, err) // not fatal: it may be built in or not needed here
+				continue
+			}
+			n++
+		}
+		b.logf("modules: %d of %d loaded in %s", n, len(cfg.Modules), Millis(time.Since(start)))
+	})
 	return nil
 }
 
-// findMedium coldplugs and looks for the medium until it shows up or
-// kiln.timeout passes: USB and SCSI devices appear late.
+// waitModules waits for initramfs.json's modules.
+func (b *Boot) waitModules() {
+	if b.listDone == nil {
+		return
+	}
+	select {
+	case <-b.listDone:
+	default:
+		start := time.Now()
+		<-b.listDone
+		b.Log.Debugf("waited %s for the initramfs modules", Millis(time.Since(start)))
+	}
+}
+
+// Medium search timing: with uevents a new disk is looked at the moment
+// it appears and sysfs is rescanned only as a safety net; without them,
+// rescan and look on a short timer.
+const (
+	pollEvery   = 250 * time.Millisecond
+	rescanEvery = time.Second
+)
+
+// findMedium loads drivers for the devices present and for those the
+// kernel announces, and looks for the medium whenever a block device
+// appears, until it is found or kiln.timeout passes: USB and SCSI devices
+// appear late.
 func (b *Boot) findMedium(ctx context.Context) error {
 	timeout, err := b.Cmdline.Timeout()
 	if err != nil {
@@ -170,17 +215,16 @@ func (b *Boot) findMedium(ctx context.Context) error {
 		return err
 	}
 	deadline := time.Now().Add(timeout)
-	done := map[string]bool{}
-	for round := 1; ; round++ {
-		nd, nl, _ := b.modules.Coldplug("/sys/devices", done)
-		if nd > 0 {
-			b.Log.Debugf("coldplug round %d: %d new devices, %d modules", round, nd, nl)
-		}
+	b.coldplug = newColdplugger(b.modules, "/sys", b.logf)
+	nd := b.coldplug.scan()
+	b.Log.Debugf("coldplug: %d devices found, loading their drivers", nd)
+	for looks := 1; ; looks++ {
 		m, err := medium.Find(medium.Options{SysClassBlock: "/sys/class/block", DevDir: "/dev",
 			Label: b.Cmdline.Label(), Slot: slot, Log: b.Log.Debugf})
 		if err == nil {
 			b.medium = m
 			b.logf("boot medium: %s", m)
+			b.Log.Debugf("medium found at look %d", looks)
 			return nil
 		}
 		if !errors.Is(err, medium.ErrNotFound) {
@@ -189,15 +233,62 @@ func (b *Boot) findMedium(ctx context.Context) error {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no ISO labelled %q and no GPT disk with SYS-%s after %v", b.Cmdline.Label(), slot, timeout)
 		}
+		if err := b.waitForDevices(ctx, time.Until(deadline)); err != nil {
+			return err
+		}
+	}
+}
+
+// waitForDevices returns when a block device may have appeared: a block
+// uevent, a rescan, or the poll interval. Driver loads for announced
+// devices start on the way.
+func (b *Boot) waitForDevices(ctx context.Context, left time.Duration) error {
+	if b.events == nil {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(min(pollEvery, max(left, 0))):
+		}
+		if n := b.coldplug.scan(); n > 0 {
+			b.Log.Debugf("coldplug: %d new devices", n)
+		}
+		return nil
+	}
+	until := time.Now().Add(min(rescanEvery, max(left, 0)))
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		evs, err := b.events.Read(time.Until(until))
+		block := false
+		for _, e := range evs {
+			if e.Action == "add" && e.Modalias != "" {
+				b.coldplug.add(e.Modalias)
+			}
+			if e.Subsystem == "block" && (e.Action == "add" || e.Action == "change") {
+				b.Log.Debugf("uevent: %s %s", e.Action, e.DevName)
+				block = true
+			}
+		}
+		if err != nil {
+			b.logf("%v; rescanning", err)
+			b.coldplug.scan()
+			return nil
+		}
+		if block {
+			return nil
+		}
+		if !time.Now().Before(until) {
+			if n := b.coldplug.scan(); n > 0 {
+				b.Log.Debugf("coldplug rescan: %d new devices", n)
+			}
+			return nil
 		}
 	}
 }
 
 func (b *Boot) mountSystem(context.Context) error {
+	b.waitModules() // squashfs, isofs, loop
 	if err := os.MkdirAll(SysRoot, 0o755); err != nil {
 		return err
 	}
@@ -218,10 +309,28 @@ func (b *Boot) mountSystem(context.Context) error {
 		return err
 	}
 	b.logf("system image %s mounted at %s", src, SysRoot)
+	// Read the next stage's init while switch-root runs (see prefetch).
+	b.initRead = make(chan error, 1)
+	go func() {
+		n, took, err := prefetch(filepath.Join(SysRoot, "sbin/init"))
+		b.Log.Debugf("prefetched /sbin/init (%d bytes) in %s", n, Millis(took))
+		b.initRead <- err
+	}()
 	return nil
 }
 
 func (b *Boot) switchRoot(context.Context) error {
+	// Loads still running read their files from the initramfs, which
+	// switch_root deletes: let them finish.
+	if b.coldplug != nil {
+		nd, nl := b.coldplug.wait()
+		b.logf("coldplug: %d devices, %d modules loaded", nd, nl)
+	}
+	b.waitModules()
+	if b.events != nil {
+		b.events.Close()
+		b.events = nil
+	}
 	if err := mounts.MoveInto(SysRoot, "/dev", "/proc", "/sys", "/run"); err != nil {
 		return err
 	}
@@ -242,6 +351,11 @@ func (b *Boot) ExecSystem() error {
 			env = append(env, envDisk+"="+m.Device, envState+"="+m.State, envStateIndex+"="+strconv.Itoa(m.StateIndex))
 		}
 	}
+	if b.initRead != nil {
+		if err := <-b.initRead; err != nil {
+			b.logf("prefetch /sbin/init: %v", err) // exec will say more if it matters
+		}
+	}
 	os.MkdirAll(filepath.Dir(initramfsLog), 0o755)
 	os.WriteFile(initramfsLog, []byte(b.Log.Memory()), 0o644)
 	b.logf("exec /sbin/init (system stage)")
@@ -253,7 +367,21 @@ func (b *Boot) coldplugSystem(context.Context) error {
 		b.logf("modules: %v (continuing with what is loaded)", err)
 		return nil
 	}
-	nd, nl, _ := b.modules.Coldplug("/sys/devices", map[string]bool{})
+	// What the initramfs loaded is in /proc/modules: inserting it again
+	// would make the kernel read and verify each file only to say EEXIST.
+	if f, err := os.Open("/proc/modules"); err == nil {
+		names, err := kmod.ReadProcModules(f)
+		f.Close()
+		if err != nil {
+			b.logf("modules: %v", err)
+		}
+		b.modules.MarkLoaded(names)
+	}
+	aliases, err := kmod.DeviceModaliases("/sys")
+	if err != nil {
+		b.logf("coldplug: %v", err)
+	}
+	nd, nl := b.modules.Coldplug(aliases, map[string]bool{}, coldplugWorkers)
 	b.logf("coldplug: %d devices, %d modules loaded", nd, nl)
 	return nil
 }

@@ -16,12 +16,12 @@ import (
 func Main() int {
 	system := os.Getenv(envStage) == "system"
 	kernel := kernelTime(system)
-	console := openConsole()
+	console := &stampedConsole{w: openConsole(), now: uptime}
 	log := bootlog.New(console)
 	if system {
 		loadInitramfsLog(log)
 	}
-	b := &Boot{Log: log, Kernel: kernel, Reaper: reaper.New()}
+	b := &Boot{Log: log, Kernel: kernel, Reaper: reaper.New(), console: console}
 	b.Reaper.Log = log.Debugf
 
 	ctx := context.Background()
@@ -43,11 +43,11 @@ func Main() int {
 		return fatal(b, actions, err)
 	}
 
-	log.Printf("initd starting (system)")
+	log.Printf("initd starting (system) at %.2fs", uptime().Seconds())
 	if err := RunPhases(ctx, log, b.SystemPhases()); err != nil {
 		return fatal(b, actions, err)
 	}
-	go power.WatchButtons(ctx, "/sys/class/input", "/dev/input", log.Printf, actions)
+	power.StartButtons(ctx, "/sys/class/input", "/dev/input", log.Printf, actions) // open before "ready"
 	b.Ready()
 	return serve(b, actions)
 }

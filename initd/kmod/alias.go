@@ -17,6 +17,15 @@ type Aliases struct {
 
 type aliasEntry struct {
 	pattern, module string
+	literal         string // the pattern up to its first wildcard: a cheap first test
+}
+
+// literalPrefix is pattern up to its first glob metacharacter.
+func literalPrefix(pattern string) string {
+	if i := strings.IndexAny(pattern, `*?[\`); i >= 0 {
+		return pattern[:i]
+	}
+	return pattern
 }
 
 // ParseAlias reads modules.alias ("alias PATTERN MODULE" lines, '#' comments).
@@ -33,7 +42,7 @@ func ParseAlias(r io.Reader) (*Aliases, error) {
 		if len(f) != 3 || f[0] != "alias" {
 			return nil, fmt.Errorf("modules.alias line %d: want \"alias PATTERN MODULE\", got %q", n, line)
 		}
-		a.entries = append(a.entries, aliasEntry{f[1], Name(f[2])})
+		a.entries = append(a.entries, aliasEntry{f[1], Name(f[2]), literalPrefix(f[1])})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("modules.alias: %w", err)
@@ -50,7 +59,10 @@ func (a *Aliases) Match(modalias string) []string {
 	var out []string
 	seen := map[string]bool{}
 	for _, e := range a.entries {
-		if !seen[e.module] && fnmatch(e.pattern, modalias) {
+		if !strings.HasPrefix(modalias, e.literal) || seen[e.module] {
+			continue
+		}
+		if fnmatch(e.pattern, modalias) {
 			seen[e.module] = true
 			out = append(out, e.module)
 		}

@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 
 	"golang.org/x/sys/unix"
 )
@@ -14,23 +16,32 @@ import (
 // ErrNotFound means a module is in neither modules.dep nor modules.builtin.
 var ErrNotFound = errors.New("not in modules.dep")
 
-// Loader loads modules from one /lib/modules/KVER directory.
+// Loader loads modules from one /lib/modules/KVER directory. Its methods
+// may be called from several goroutines: each module is inserted once, and
+// a load that needs a module another goroutine is inserting waits for it.
 type Loader struct {
 	Dir     string // /lib/modules/KVER
 	Deps    Deps
 	Aliases *Aliases
 	Builtin map[string]bool
 	Log     func(format string, args ...any)
+	// Insert loads one module file; nil means finit_module. Tests replace it.
+	Insert func(path string) error
 
-	// insert loads one module file; finit_module unless a test replaces it.
-	insert func(path string) error
-	loaded map[string]bool
+	mu    sync.Mutex
+	state map[string]*loadState
+}
+
+// loadState is one module's insertion: done is closed when it finished.
+type loadState struct {
+	done chan struct{}
+	err  error
 }
 
 // Open reads modules.dep, modules.alias and (if present) modules.builtin
 // from dir.
 func Open(dir string) (*Loader, error) {
-	l := &Loader{Dir: dir, Builtin: map[string]bool{}, insert: finit}
+	l := &Loader{Dir: dir, Builtin: map[string]bool{}}
 	f, err := os.Open(filepath.Join(dir, "modules.dep"))
 	if err != nil {
 		return nil, err
@@ -66,55 +77,139 @@ func (l *Loader) logf(format string, args ...any) {
 	}
 }
 
+// MarkLoaded records modules the kernel already has (read from
+// /proc/modules by ReadProcModules), so loading them again costs nothing:
+// finit_module would read, verify and relocate the whole file before it
+// says EEXIST.
+func (l *Loader) MarkLoaded(names []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.state == nil {
+		l.state = map[string]*loadState{}
+	}
+	for _, n := range names {
+		n = Name(n)
+		if _, ok := l.state[n]; !ok {
+			st := &loadState{done: make(chan struct{})}
+			close(st.done)
+			l.state[n] = st
+		}
+	}
+}
+
+// ReadProcModules returns the module names in a /proc/modules listing
+// ("name size refcount deps state address" lines).
+func ReadProcModules(r io.Reader) ([]string, error) {
+	var out []string
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		if f := strings.Fields(sc.Text()); len(f) > 0 {
+			out = append(out, Name(f[0]))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("/proc/modules: %w", err)
+	}
+	return out, nil
+}
+
 // Load loads name after its dependencies. Already loaded and built-in
 // modules are fine (EEXIST); a module this kernel does not know is
 // ErrNotFound.
 func (l *Loader) Load(name string) error {
+	_, err := l.load(name)
+	return err
+}
+
+// load is Load that also says whether this call inserted name itself.
+func (l *Loader) load(name string) (bool, error) {
 	name = Name(name)
 	if l.Builtin[name] {
-		return nil
+		return false, nil
 	}
 	order, err := l.Deps.Order(name)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if l.loaded == nil {
-		l.loaded = map[string]bool{}
-	}
+	inserted := false
 	for _, m := range order {
-		if l.loaded[m] {
-			continue
+		mine, err := l.insertOnce(m)
+		if err != nil {
+			return false, err
 		}
-		p := filepath.Join(l.Dir, l.Deps[m].Path)
-		if err := l.insert(p); err != nil {
-			return fmt.Errorf("load module %s (%s): %w", m, p, err)
-		}
-		l.loaded[m] = true
-		l.logf("module %s loaded", m)
+		inserted = mine && m == name
 	}
-	return nil
+	return inserted, nil
 }
 
-// LoadAlias loads every module whose alias matches modalias. It returns how
-// many it loaded now (not counting earlier loads) and the failures.
+// insertOnce inserts m unless it is loaded or being loaded; in that case
+// it waits and returns the other insertion's result.
+func (l *Loader) insertOnce(m string) (bool, error) {
+	l.mu.Lock()
+	if l.state == nil {
+		l.state = map[string]*loadState{}
+	}
+	if st, ok := l.state[m]; ok {
+		l.mu.Unlock()
+		<-st.done
+		return false, st.err
+	}
+	st := &loadState{done: make(chan struct{})}
+	l.state[m] = st
+	l.mu.Unlock()
+
+	p := filepath.Join(l.Dir, l.Deps[m].Path)
+	insert := l.Insert
+	if insert == nil {
+		insert = finit
+	}
+	if err := insert(p); err != nil {
+		st.err = fmt.Errorf("load module %s (%s): %w", m, p, err)
+	} else {
+		l.logf("module %s loaded", m)
+	}
+	close(st.done)
+	return st.err == nil, st.err
+}
+
+// LoadAlias loads every module whose alias matches modalias, one after the
+// other. It returns how many this call loaded (not counting modules loaded
+// earlier or by other goroutines) and the failures.
 func (l *Loader) LoadAlias(modalias string) (int, error) {
 	var errs []error
 	n := 0
 	for _, m := range l.Aliases.Match(modalias) {
-		if l.loaded[m] || l.Builtin[m] {
+		if l.Builtin[m] || l.Loaded(m) {
 			continue
 		}
-		if err := l.Load(m); err != nil {
+		mine, err := l.load(m)
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		n++
+		if mine {
+			n++
+		}
 	}
 	return n, errors.Join(errs...)
 }
 
-// Loaded reports whether Load inserted name (or found it loaded).
-func (l *Loader) Loaded(name string) bool { return l.loaded[Name(name)] }
+// Loaded reports whether name is loaded (by this Loader, or found in
+// /proc/modules).
+func (l *Loader) Loaded(name string) bool {
+	l.mu.Lock()
+	st, ok := l.state[Name(name)]
+	l.mu.Unlock()
+	if !ok {
+		return false
+	}
+	select {
+	case <-st.done:
+		return st.err == nil
+	default:
+		return false
+	}
+}
 
 func finit(path string) error {
 	f, err := os.Open(path)

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"testing"
 )
@@ -114,5 +115,35 @@ func TestFindISOAndDisk(t *testing.T) {
 	fs2.add(t, "sr0", "", iso, 0, 0, 1000)
 	if _, err := Find(Options{SysClassBlock: fs2.class, DevDir: fs2.dev, Label: "NOPE", Slot: "A"}); err != ErrNotFound {
 		t.Fatalf("Find(nothing) = %v", err)
+	}
+}
+
+// isCandidate must accept exactly what the regexp it replaced accepted.
+func TestIsCandidate(t *testing.T) {
+	re := regexp.MustCompile(`^(sr[0-9]+|sd[a-z]+[0-9]*|vd[a-z]+[0-9]*|xvd[a-z]+[0-9]*|nvme[0-9]+n[0-9]+(p[0-9]+)?|mmcblk[0-9]+(p[0-9]+)?)$`)
+	names := []string{"sr0", "sr12", "sr", "sra", "sda", "sdab", "sda1", "sda12", "sd", "sd1", "sdA", "sda1b",
+		"vda", "vdb2", "vd", "xvda", "xvdb3", "xvd", "nvme0n1", "nvme0n1p2", "nvme10n12p3", "nvme", "nvme0",
+		"nvme0n", "nvmen1", "nvme0n1p", "nvme0n1q1", "mmcblk0", "mmcblk0p1", "mmcblk", "mmcblkp1", "mmcblk0p",
+		"loop0", "ram0", "dm-0", "md0", "zram0", "", "s", "sr0 ", "vda-1"}
+	// Every prefix with every short tail over the bytes that matter.
+	tails := []string{""}
+	for _, a := range "a1pnz" {
+		tails = append(tails, string(a))
+		for _, b := range "a1pn" {
+			tails = append(tails, string(a)+string(b))
+			for _, c := range "a1p" {
+				tails = append(tails, string(a)+string(b)+string(c))
+			}
+		}
+	}
+	for _, p := range []string{"sr", "sd", "vd", "xvd", "nvme", "nvme0", "nvme0n1", "mmcblk", "mmcblk0", "x"} {
+		for _, tail := range tails {
+			names = append(names, p+tail)
+		}
+	}
+	for _, n := range names {
+		if got, want := isCandidate(n), re.MatchString(n); got != want {
+			t.Errorf("isCandidate(%q) = %v, regexp says %v", n, got, want)
+		}
 	}
 }

@@ -1,0 +1,101 @@
+package initd
+
+import (
+	"runtime"
+	"sync"
+
+	"github.com/kilnproject/kiln/initd/kmod"
+	"golang.org/x/sys/unix"
+)
+
+// coldplugWorkers bounds the module loads running at once: enough that a
+// driver waiting for its hardware (ahci resetting links) does not hold up
+// the others, few enough not to flood a small VM.
+const coldplugWorkers = 8
+
+// coldplugger loads drivers for devices as they are found (a sysfs scan or
+// a uevent), without waiting for the loads: the caller keeps looking for
+// the boot medium meanwhile.
+type coldplugger struct {
+	loader *kmod.Loader
+	sys    string // /sys
+	logf   func(format string, args ...any)
+
+	mu      sync.Mutex
+	done    map[string]bool // modaliases already handled
+	devices int
+	loaded  int
+	wg      sync.WaitGroup
+	sem     chan struct{}
+}
+
+func newColdplugger(l *kmod.Loader, sys string, logf func(string, ...any)) *coldplugger {
+	return &coldplugger{loader: l, sys: sys, logf: logf, done: map[string]bool{}, sem: make(chan struct{}, coldplugWorkers)}
+}
+
+// scan enumerates sysfs and starts loads for devices not seen yet. It
+// returns how many devices were new.
+func (c *coldplugger) scan() int {
+	aliases, err := kmod.DeviceModaliases(c.sys)
+	if err != nil {
+		c.logf("coldplug: %v", err)
+	}
+	n := 0
+	for _, a := range aliases {
+		if c.add(a) {
+			n++
+		}
+	}
+	return n
+}
+
+// add starts the load for one modalias unless it was handled before.
+func (c *coldplugger) add(modalias string) bool {
+	c.mu.Lock()
+	if modalias == "" || c.done[modalias] {
+		c.mu.Unlock()
+		return false
+	}
+	c.done[modalias] = true
+	c.devices++
+	c.mu.Unlock()
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.sem <- struct{}{}
+		defer func() { <-c.sem }()
+		n, err := c.loader.LoadAlias(modalias)
+		if err != nil {
+			c.logf("coldplug %s: %v", modalias, err)
+		}
+		c.mu.Lock()
+		c.loaded += n
+		c.mu.Unlock()
+	}()
+	return true
+}
+
+// wait blocks until every started load finished and returns the totals.
+func (c *coldplugger) wait() (devices, loaded int) {
+	c.wg.Wait()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.devices, c.loaded
+}
+
+// inBackground runs f on its own OS thread at a lower CPU priority, so
+// work that is not on the path to the boot medium (loading ext4, overlay,
+// ...) fills the time the kernel spends waiting for hardware instead of
+// competing with the drivers the medium needs. done is closed after f.
+func inBackground(f func()) (done <-chan struct{}) {
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		// The thread dies with the goroutine (no UnlockOSThread), so its
+		// niceness never leaks to other goroutines.
+		runtime.LockOSThread()
+		unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 10)
+		f()
+	}()
+	return ch
+}
