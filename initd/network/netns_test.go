@@ -225,6 +225,10 @@ ethernets:
 	if wan.Attrs().MTU != 1400 {
 		t.Errorf("mtu %d", wan.Attrs().MTU)
 	}
+	// Read in the client namespace: this thread's /proc/sys/net is its.
+	if b, err := os.ReadFile("/proc/sys/net/ipv4/conf/wan0/arp_ignore"); err != nil || strings.TrimSpace(string(b)) != "1" {
+		t.Errorf("wan0 arp_ignore = %q (%v), want 1: it would answer ARP for other links' addresses", b, err)
+	}
 	if strings.Join(n.Addresses, ",") != "10.99.0.7/24" {
 		t.Errorf("addresses %v", n.Addresses)
 	}
@@ -302,7 +306,7 @@ func TestBondInNetns(t *testing.T) {
 	}
 	defer n.Stop()
 	b, err := h.LinkByName("bond0")
-	if err != nil || b.(*netlink.Bond).Mode != netlink.BOND_MODE_ACTIVE_BACKUP {
+	if err != nil || b.(*netlink.Bond).Mode != netlink.BOND_MODE_ACTIVE_BACKUP || b.(*netlink.Bond).Miimon != bondMiimon {
 		t.Fatalf("bond: %v %+v", err, b)
 	}
 	cli, _ := h.LinkByName("cli0")

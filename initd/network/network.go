@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path"
 	"sort"
 	"strings"
@@ -26,12 +27,16 @@ type Options struct {
 	DHCPTimeout time.Duration // per DHCP exchange, default 10s
 	// CarrierWait bounds the wait for link carrier when no config is given (default 5s).
 	CarrierWait time.Duration
+	// LoadModule loads a kernel module (bonding, 8021q) before a link that
+	// needs it is created; nil loads from /lib/modules of the running kernel.
+	LoadModule func(name string) error
 }
 
 // Network is the applied state; Stop ends the DHCP renewal goroutines.
 type Network struct {
 	h        *netlink.Handle
 	log      func(string, ...any)
+	loadMod  func(string) error
 	mu       sync.Mutex
 	renewals int
 	cancel   context.CancelFunc
@@ -69,9 +74,12 @@ func Apply(ctx context.Context, cfg *netconf.Config, o Options) (*Network, error
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
 	rctx, cancel := context.WithCancel(context.Background())
-	n := &Network{h: h, log: o.Log, cancel: cancel}
+	n := &Network{h: h, log: o.Log, cancel: cancel, loadMod: o.LoadModule}
 	if n.log == nil {
 		n.log = func(string, ...any) {}
+	}
+	if n.loadMod == nil {
+		n.loadMod = (&kernelModules{}).load
 	}
 	if o.DHCPTimeout == 0 {
 		o.DHCPTimeout = 10 * time.Second
@@ -254,6 +262,11 @@ func (n *Network) apply(ctx, rctx context.Context, cfg *netconf.Config, o Option
 		if !ok {
 			continue
 		}
+		// One link's addresses are not answered for on another (ARP flux):
+		// a VLAN's address must not be announced on the untagged network.
+		if err := setARPIgnore(l.Attrs().Name); err != nil {
+			n.log("network: link %s: %v", cl.ID, err)
+		}
 		if err := n.configureL3(cl, l); err != nil {
 			errs = append(errs, err)
 		}
@@ -309,11 +322,24 @@ func (n *Network) setupLink(cl *netconf.Link, nics []netlink.Link, claimed map[i
 			}
 		}
 	case netconf.Bond:
+		if err := n.loadMod(bondModule); err != nil {
+			// Built into some kernels: say why if the link add fails.
+			n.log("network: bond %s: %v", cl.Name, err)
+		}
 		b := netlink.NewLinkBond(netlink.LinkAttrs{Name: cl.Name})
 		if cl.BondMode != "" {
 			b.Mode = netlink.StringToBondMode(cl.BondMode)
 		}
-		if err := n.h.LinkAdd(b); err != nil {
+		// The kernel's default is no link monitoring at all: a bond would
+		// never fail over. 100 ms is what the bonding documentation and
+		// most network managers use (the config's own interval is not
+		// parsed yet).
+		b.Miimon = bondMiimon
+		err := n.h.LinkAdd(b)
+		if errors.Is(err, unix.EEXIST) && n.replaceIdleBond(cl.Name) {
+			err = n.h.LinkAdd(b)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("network: bond %s: %w", cl.Name, err)
 		}
 		bl, err := n.h.LinkByName(cl.Name)
@@ -336,6 +362,9 @@ func (n *Network) setupLink(cl *netconf.Link, nics []netlink.Link, claimed map[i
 		parent, ok := made[cl.VLANLink]
 		if !ok {
 			return nil, fmt.Errorf("network: vlan %s: link %s was not set up", cl.Name, cl.VLANLink)
+		}
+		if err := n.loadMod(vlanModule); err != nil {
+			n.log("network: vlan %s: %v", cl.Name, err)
 		}
 		v := &netlink.Vlan{LinkAttrs: netlink.LinkAttrs{Name: cl.Name, ParentIndex: parent.Attrs().Index}, VlanId: cl.VLANID}
 		if err := n.h.LinkAdd(v); err != nil {
@@ -398,6 +427,39 @@ func (n *Network) addRoute(l netlink.Link, r netconf.Route) error {
 	}
 	if err := n.h.RouteReplace(rt); err != nil {
 		return fmt.Errorf("route %s via %v: %w", r.To, r.Via, err)
+	}
+	return nil
+}
+
+// bondMiimon is the MII link check interval of bonds, in milliseconds.
+const bondMiimon = 100
+
+// replaceIdleBond deletes the bond called name if nothing is enslaved to
+// it, and reports whether it did. Loading the bonding module creates an
+// empty "bond0" by itself (its max_bonds parameter defaults to 1), which
+// would otherwise make a configured bond0 fail with "file exists".
+func (n *Network) replaceIdleBond(name string) bool {
+	old, err := n.h.LinkByName(name)
+	if err != nil || old.Type() != "bond" {
+		return false
+	}
+	all, err := n.h.LinkList()
+	if err != nil {
+		return false
+	}
+	for _, l := range all {
+		if l.Attrs().MasterIndex == old.Attrs().Index {
+			return false // someone's bond in use: leave it alone
+		}
+	}
+	return n.h.LinkDel(old) == nil
+}
+
+// setARPIgnore makes link answer ARP only for addresses configured on link
+// itself (arp_ignore=1) instead of for any address of the host.
+func setARPIgnore(link string) error {
+	if err := os.WriteFile("/proc/sys/net/ipv4/conf/"+link+"/arp_ignore", []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("arp_ignore: %w", err)
 	}
 	return nil
 }
