@@ -119,6 +119,7 @@ func (b *Boot) readCmdline(context.Context) error {
 		b.console.on.Store(c.Debug())
 	}
 	b.Log.Debugf("cmdline: %v", c)
+	b.Log.Debugf("%s", cpuLine())
 	return nil
 }
 
@@ -127,10 +128,15 @@ type initramfsConfig struct {
 	Modules []string `json:"modules"`
 }
 
-func (b *Boot) openModules() error {
+// kernelRelease is the running kernel's version (uname -r).
+func kernelRelease() string {
 	var u unix.Utsname
 	unix.Uname(&u)
-	b.kver = unix.ByteSliceToString(u.Release[:])
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+func (b *Boot) openModules() error {
+	b.kver = kernelRelease()
 	l, err := kmod.Open(filepath.Join("/lib/modules", b.kver))
 	if err != nil {
 		return fmt.Errorf("modules for kernel %s: %w", b.kver, err)
@@ -153,9 +159,11 @@ func (b *Boot) loadInitramfsModules(context.Context) error {
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		return fmt.Errorf("%s: %w", InitramfsJSON, err)
 	}
+	start := time.Now()
 	if err := b.openModules(); err != nil {
 		return err
 	}
+	b.Log.Debugf("modules.dep and modules.alias read in %s", Millis(time.Since(start)))
 	if cfg.Kernel != "" && cfg.Kernel != b.kver {
 		b.logf("warning: %s is for kernel %s, running %s", InitramfsJSON, cfg.Kernel, b.kver)
 	}
@@ -164,7 +172,7 @@ func (b *Boot) loadInitramfsModules(context.Context) error {
 	if b.events, err = uevent.Open(); err != nil {
 		b.logf("%v; polling for devices instead", err)
 	}
-	start := time.Now()
+	start = time.Now()
 	b.listDone = inBackground(func() {
 		n := 0
 		for _, m := range cfg.Modules {
@@ -216,8 +224,9 @@ func (b *Boot) findMedium(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(timeout)
 	b.coldplug = newColdplugger(b.modules, "/sys", b.logf)
+	start := time.Now()
 	nd := b.coldplug.scan()
-	b.Log.Debugf("coldplug: %d devices found, loading their drivers", nd)
+	b.Log.Debugf("coldplug: %d devices found in %s, loading their drivers", nd, Millis(time.Since(start)))
 	for looks := 1; ; looks++ {
 		m, err := medium.Find(medium.Options{SysClassBlock: "/sys/class/block", DevDir: "/dev",
 			Label: b.Cmdline.Label(), Slot: slot, Log: b.Log.Debugf})
@@ -265,7 +274,7 @@ func (b *Boot) waitForDevices(ctx context.Context, left time.Duration) error {
 			if e.Action == "add" && e.Modalias != "" {
 				b.coldplug.add(e.Modalias)
 			}
-			if e.Subsystem == "block" && (e.Action == "add" || e.Action == "change") {
+			if e.Subsystem == "block" && (e.Action == "add" || e.Action == "change") && medium.Candidate(e.DevName) {
 				b.Log.Debugf("uevent: %s %s", e.Action, e.DevName)
 				block = true
 			}
@@ -287,8 +296,21 @@ func (b *Boot) waitForDevices(ctx context.Context, left time.Duration) error {
 	}
 }
 
+// systemModules are what mount-system needs for each kind of medium; the
+// rest of initramfs.json keeps loading in the background meanwhile.
+var systemModules = map[medium.Kind][]string{
+	medium.ISO:  {"isofs", "loop", "squashfs"},
+	medium.Disk: {"squashfs"},
+}
+
 func (b *Boot) mountSystem(context.Context) error {
-	b.waitModules() // squashfs, isofs, loop
+	for _, m := range systemModules[b.medium.Kind] {
+		// Joins the background load if it is under way, loads now if not;
+		// a module built into the kernel or absent is the mount's problem.
+		if err := b.modules.Load(m); err != nil {
+			b.Log.Debugf("module %s: %v", m, err)
+		}
+	}
 	if err := os.MkdirAll(SysRoot, 0o755); err != nil {
 		return err
 	}
@@ -325,6 +347,11 @@ func (b *Boot) switchRoot(context.Context) error {
 	if b.coldplug != nil {
 		nd, nl := b.coldplug.wait()
 		b.logf("coldplug: %d devices, %d modules loaded", nd, nl)
+		if d, err := kmod.Digest(b.modules.Dir); err == nil {
+			if err := writeColdplugState(coldplugState, d, b.coldplug.handled()); err != nil {
+				b.logf("coldplug: %v", err) // the system stage then matches every device again
+			}
+		}
 	}
 	b.waitModules()
 	if b.events != nil {
@@ -362,7 +389,37 @@ func (b *Boot) ExecSystem() error {
 	return syscall.Exec("/sbin/init", []string{"/sbin/init"}, env)
 }
 
+// coldplugSystem loads drivers for devices the initramfs stage did not
+// handle: those that appeared since, and all of them when the system
+// image's module index differs from the initramfs's.
 func (b *Boot) coldplugSystem(context.Context) error {
+	start := time.Now()
+	aliases, err := kmod.DeviceModaliases("/sys")
+	if err != nil {
+		b.logf("coldplug: %v", err)
+	}
+	todo := aliases
+	digest, handled, err := readColdplugState(coldplugState)
+	os.Remove(coldplugState)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		b.logf("coldplug: %v", err)
+	}
+	if digest != "" {
+		if d, err := kmod.Digest(filepath.Join("/lib/modules", kernelRelease())); err == nil && d == digest {
+			todo = nil
+			for _, a := range aliases {
+				if !handled[a] {
+					todo = append(todo, a)
+				}
+			}
+		} else {
+			b.Log.Debugf("coldplug: module index differs from the initramfs's (%v); matching every device", err)
+		}
+	}
+	if len(todo) == 0 {
+		b.logf("coldplug: %d devices, none new since the initramfs (%s)", len(aliases), Millis(time.Since(start)))
+		return nil
+	}
 	if err := b.openModules(); err != nil {
 		b.logf("modules: %v (continuing with what is loaded)", err)
 		return nil
@@ -377,12 +434,8 @@ func (b *Boot) coldplugSystem(context.Context) error {
 		}
 		b.modules.MarkLoaded(names)
 	}
-	aliases, err := kmod.DeviceModaliases("/sys")
-	if err != nil {
-		b.logf("coldplug: %v", err)
-	}
-	nd, nl := b.modules.Coldplug(aliases, map[string]bool{}, coldplugWorkers)
-	b.logf("coldplug: %d devices, %d modules loaded", nd, nl)
+	nd, nl := b.modules.Coldplug(todo, map[string]bool{}, coldplugWorkers)
+	b.logf("coldplug: %d devices (%d to match), %d modules loaded", len(aliases), nd, nl)
 	return nil
 }
 
@@ -452,6 +505,7 @@ func (b *Boot) Ready() {
 		b.hostname, _ = os.Hostname()
 	}
 	b.Log.Printf("%s", ReadyLine(total, b.Kernel, b.hostname, b.addrs))
+	b.Log.Debugf("%s", cpuLine())
 }
 
 // kernelTime is the uptime when the first stage started: read it in the

@@ -1,7 +1,12 @@
 package initd
 
 import (
+	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
+	"sort"
+	"strings"
 	"sync"
 
 	"github.com/kilnproject/kiln/initd/kmod"
@@ -98,4 +103,54 @@ func inBackground(f func()) (done <-chan struct{}) {
 		f()
 	}()
 	return ch
+}
+
+// coldplugState carries what the initramfs stage handled over the exec:
+// the module index digest, then one handled modalias per line. With the
+// same index in the system image, only devices that appeared since need a
+// driver, and often none did.
+const coldplugState = "/run/kiln/coldplug"
+
+// handled returns the modaliases seen so far, sorted.
+func (c *coldplugger) handled() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, 0, len(c.done))
+	for a := range c.done {
+		out = append(out, a)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func writeColdplugState(path, digest string, handled []string) error {
+	var b strings.Builder
+	b.WriteString(digest + "\n")
+	for _, a := range handled {
+		b.WriteString(a + "\n")
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
+}
+
+// readColdplugState returns the digest and handled set written by
+// writeColdplugState ("" and nil when there is none).
+func readColdplugState(path string) (string, map[string]bool, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil, err
+	}
+	lines := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(lines) == 0 || len(lines[0]) != 64 {
+		return "", nil, fmt.Errorf("%s: first line is not a module index digest", path)
+	}
+	done := make(map[string]bool, len(lines)-1)
+	for _, a := range lines[1:] {
+		if a != "" {
+			done[a] = true
+		}
+	}
+	return lines[0], done, nil
 }

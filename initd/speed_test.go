@@ -2,6 +2,7 @@ package initd
 
 import (
 	"bytes"
+	"errors"
 	"os"
 	"path/filepath"
 	"sort"
@@ -112,5 +113,71 @@ func TestInBackground(t *testing.T) {
 	}
 	if after, _ := unix.Getpriority(unix.PRIO_PROCESS, 0); after != before {
 		t.Errorf("caller's priority changed from %d to %d", before, after)
+	}
+}
+
+func TestColdplugStateRoundTrip(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "run/kiln/coldplug")
+	digest := "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	handled := []string{"acpi:LNXPWRBN:", "pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00", "virtio:d00000001v00001AF4"}
+	if err := writeColdplugState(p, digest, handled); err != nil {
+		t.Fatal(err)
+	}
+	d, done, err := readColdplugState(p)
+	if err != nil || d != digest || len(done) != 3 || !done["acpi:LNXPWRBN:"] {
+		t.Errorf("read back %q %v %v", d, done, err)
+	}
+	os.WriteFile(p, []byte("garbage\nvirtio:d00000001v00001AF4\n"), 0o644)
+	if _, _, err := readColdplugState(p); err == nil {
+		t.Error("state without a digest accepted")
+	}
+	if _, _, err := readColdplugState(filepath.Join(t.TempDir(), "none")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing state: %v", err)
+	}
+}
+
+// The digest changes with the module index, so a system image with other
+// modules than the initramfs gets every device matched again.
+func TestModuleIndexDigest(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"modules.dep", "modules.alias"} {
+		b, _ := os.ReadFile(filepath.Join("kmod/testdata", f))
+		os.WriteFile(filepath.Join(dir, f), b, 0o644)
+	}
+	d1, err := kmod.Digest(dir)
+	if err != nil || len(d1) != 64 {
+		t.Fatalf("Digest = %q, %v", d1, err)
+	}
+	if d2, _ := kmod.Digest("kmod/testdata"); d2 != d1 {
+		t.Error("same index, different digest")
+	}
+	f, _ := os.OpenFile(filepath.Join(dir, "modules.alias"), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("alias pci:v00001234d* extra_driver\n")
+	f.Close()
+	if d3, _ := kmod.Digest(dir); d3 == d1 {
+		t.Error("changed index, same digest")
+	}
+	if _, err := kmod.Digest(filepath.Join(dir, "nosuch")); err == nil {
+		t.Error("missing index accepted")
+	}
+}
+
+func TestParseCPUStat(t *testing.T) {
+	busy, idle, err := ParseCPUStat("cpu  120 3 80 400 20 5 7 0 0 0\ncpu0 120 3 80 400 20 5 7 0 0 0\n")
+	if err != nil || busy != 2150*time.Millisecond || idle != 4200*time.Millisecond {
+		t.Errorf("ParseCPUStat = %v busy, %v idle, %v", busy, idle, err)
+	}
+	if _, _, err := ParseCPUStat("intr 1 2 3\n"); err == nil {
+		t.Error("non-cpu line accepted")
+	}
+	if _, _, err := ParseCPUStat("cpu 1 2 x 4 5\n"); err == nil {
+		t.Error("bad field accepted")
+	}
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		t.Fatalf("this test reads the real /proc/stat: %v", err)
+	}
+	if _, _, err := ParseCPUStat(string(data)); err != nil {
+		t.Errorf("real /proc/stat: %v", err)
 	}
 }

@@ -6,11 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
-	"strings"
 	"unsafe"
 
+	"github.com/kilnproject/kiln/initd/sysfs"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,40 +27,40 @@ type Device struct {
 func (d Device) Path() string { return "/dev/" + d.Name }
 
 // List reads every block device under sysClassBlock (normally
-// /sys/class/block), sorted by name.
+// /sys/class/block), sorted by name. It runs on every look for the boot
+// medium, so it reads each attribute with one raw open/read/close and the
+// parent disk from the class link itself.
 func List(sysClassBlock string) ([]Device, error) {
-	ents, err := os.ReadDir(sysClassBlock)
+	names, err := sysfs.ReadDirNames(sysClassBlock)
 	if err != nil {
 		return nil, fmt.Errorf("list block devices: %w", err)
 	}
-	var out []Device
-	for _, e := range ents {
-		dir := filepath.Join(sysClassBlock, e.Name())
-		d := Device{Name: e.Name()}
+	out := make([]Device, 0, len(names))
+	for _, name := range names {
+		dir := filepath.Join(sysClassBlock, name)
+		d := Device{Name: name}
 		d.Sectors, _ = readUint(filepath.Join(dir, "size"))
 		if p, err := readUint(filepath.Join(dir, "partition")); err == nil {
 			d.Partition = int(p)
 			d.Start, _ = readUint(filepath.Join(dir, "start"))
 			// /sys/class/block/vda1 -> ../../devices/.../block/vda/vda1
-			if real, err := filepath.EvalSymlinks(dir); err == nil {
-				d.Parent = filepath.Base(filepath.Dir(real))
+			if target, err := sysfs.Readlink(dir); err == nil {
+				d.Parent = filepath.Base(filepath.Dir(target))
 			}
-		}
-		if r, err := readUint(filepath.Join(dir, "removable")); err == nil {
-			d.Removable = r == 1
+		} else if r, err := readUint(filepath.Join(dir, "removable")); err == nil {
+			d.Removable = r == 1 // a disk attribute: partitions have none
 		}
 		out = append(out, d)
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
 }
 
 func readUint(p string) (uint64, error) {
-	b, err := os.ReadFile(p)
+	s, err := sysfs.ReadAttr(p)
 	if err != nil {
 		return 0, err
 	}
-	return strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+	return strconv.ParseUint(s, 10, 64)
 }
 
 // PartitionOf returns the partition of disk that starts at sector start

@@ -3,6 +3,8 @@ package blockdev
 import (
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -55,4 +57,32 @@ func TestSizeFile(t *testing.T) {
 	if n, err := Size(f); err != nil || n != 4096 {
 		t.Fatalf("Size = %d, %v", n, err)
 	}
+}
+
+// On the machine running the tests, List agrees with reading the real
+// /sys/class/block through the os package.
+func TestListRealSysfs(t *testing.T) {
+	l, err := List("/sys/class/block")
+	if err != nil {
+		t.Fatalf("this test reads the real sysfs: %v", err)
+	}
+	for _, d := range l {
+		b, err := os.ReadFile(filepath.Join("/sys/class/block", d.Name, "size"))
+		if err != nil {
+			continue // gone meanwhile
+		}
+		if want, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); d.Sectors != want {
+			t.Errorf("%s: %d sectors, sysfs says %d", d.Name, d.Sectors, want)
+		}
+		if _, err := os.Stat(filepath.Join("/sys/class/block", d.Name, "partition")); (err == nil) != (d.Partition > 0) {
+			t.Errorf("%s: partition %d, partition attribute present: %v", d.Name, d.Partition, err == nil)
+		}
+		if d.Partition > 0 {
+			real, _ := filepath.EvalSymlinks(filepath.Join("/sys/class/block", d.Name))
+			if want := filepath.Base(filepath.Dir(real)); d.Parent != want {
+				t.Errorf("%s: parent %q, want %q", d.Name, d.Parent, want)
+			}
+		}
+	}
+	t.Logf("%d block devices", len(l))
 }

@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/kilnproject/kiln/initd/sysfs"
 )
 
 // Modaliases walks a sysfs devices tree (normally /sys/devices) and returns
@@ -27,52 +29,65 @@ func Modaliases(root string) ([]string, error) {
 		if d.Name() != "modalias" || d.IsDir() {
 			return nil
 		}
-		readModalias(p, seen)
+		if b, err := os.ReadFile(p); err == nil {
+			if s := strings.TrimSpace(string(b)); s != "" {
+				seen[s] = true
+			}
+		}
 		return nil
 	})
 	return sorted(seen), err
 }
 
 // DeviceModaliases returns the modalias of every device in a sysfs mount
-// (normally /sys), sorted and without duplicates. Only devices on a bus
-// (/sys/bus/*/devices/*), class devices (/sys/class/*/*, e.g. input) and
-// subsystem roots (/sys/devices/system/*, e.g. cpu with its feature list)
-// carry a modalias, so it reads those few directories instead of the whole
-// /sys/devices tree (thousands of directories: seconds under emulation).
+// (normally /sys), sorted and without duplicates. Only bus devices
+// (/sys/bus/*/devices/*), a few classes (input, dmi) and subsystem roots
+// (/sys/devices/system/*, e.g. cpu with its feature list) carry one, so it
+// reads those instead of the whole /sys/devices tree: thousands of
+// directories, seconds under emulation.
 func DeviceModaliases(sys string) ([]string, error) {
 	seen := map[string]bool{}
-	buses, err := os.ReadDir(filepath.Join(sys, "bus"))
+	buses, err := sysfs.ReadDirNames(filepath.Join(sys, "bus"))
 	if err != nil {
 		return nil, err
 	}
 	for _, b := range buses {
-		dir := filepath.Join(sys, "bus", b.Name(), "devices")
-		devs, _ := os.ReadDir(dir) // a bus may vanish or have no devices yet
-		for _, d := range devs {
-			readModalias(filepath.Join(dir, d.Name(), "modalias"), seen)
+		if noModalias[b] {
+			continue
 		}
+		devicesIn(filepath.Join(sys, "bus", b, "devices"), seen)
 	}
-	classes, _ := os.ReadDir(filepath.Join(sys, "class"))
-	for _, c := range classes {
-		dir := filepath.Join(sys, "class", c.Name())
-		devs, _ := os.ReadDir(dir)
-		for _, d := range devs {
-			readModalias(filepath.Join(dir, d.Name(), "modalias"), seen)
-		}
+	for _, c := range modaliasClasses {
+		devicesIn(filepath.Join(sys, "class", c), seen)
 	}
-	roots, _ := os.ReadDir(filepath.Join(sys, "devices", "system"))
+	roots, _ := sysfs.ReadDirNames(filepath.Join(sys, "devices", "system"))
 	for _, r := range roots {
-		readModalias(filepath.Join(sys, "devices", "system", r.Name(), "modalias"), seen)
+		readModalias(filepath.Join(sys, "devices", "system", r, "modalias"), seen)
 	}
 	return sorted(seen), nil
 }
 
-func readModalias(p string, seen map[string]bool) {
-	b, err := os.ReadFile(p)
-	if err != nil {
-		return
+// noModalias are buses whose devices never have a modalias (their uevents
+// carry none); some have one device per CPU or memory block.
+var noModalias = map[string]bool{
+	"clockevents": true, "clocksource": true, "container": true, "cpu": true, "event_source": true,
+	"machinecheck": true, "memory": true, "node": true, "workqueue": true,
+}
+
+// modaliasClasses are the device classes that export a modalias: input
+// devices (evdev, joydev, ...) and the DMI identity (platform drivers).
+var modaliasClasses = []string{"dmi", "input"}
+
+// devicesIn reads the modalias of every device linked from dir.
+func devicesIn(dir string, seen map[string]bool) {
+	devs, _ := sysfs.ReadDirNames(dir) // a bus may vanish or have no devices yet
+	for _, d := range devs {
+		readModalias(filepath.Join(dir, d, "modalias"), seen)
 	}
-	if s := strings.TrimSpace(string(b)); s != "" {
+}
+
+func readModalias(p string, seen map[string]bool) {
+	if s, err := sysfs.ReadAttr(p); err == nil && s != "" {
 		seen[s] = true
 	}
 }

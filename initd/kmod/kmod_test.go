@@ -294,6 +294,10 @@ func TestDeviceModaliasesFake(t *testing.T) {
 	link("bus/acpi/devices", "LNXPWRBN:00", "../../../devices/LNXSYSTM:00/LNXPWRBN:00")
 	os.MkdirAll(filepath.Join(sys, "bus/usb/devices"), 0o755) // a bus with no devices
 	link("class/input", "input2", "../../devices/LNXSYSTM:00/LNXPWRBN:00/input/input2")
+	dev("devices/virtual/dmi/id", "dmi:bvnSeaBIOS:bvr1.16:svnQEMU:pnStandardPC(Q35+ICH9,2009):")
+	link("class/dmi", "id", "../../devices/virtual/dmi/id")
+	dev("devices/system/memory/memory0", "")
+	link("bus/memory/devices", "memory0", "../../../devices/system/memory/memory0")
 	link("class/net", "eth0", "../../devices/pci0000:00/0000:00:02.0/virtio0/net/eth0")
 	fast, err := DeviceModaliases(sys)
 	if err != nil {
@@ -303,7 +307,7 @@ func TestDeviceModaliasesFake(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(fast) != 5 || !reflect.DeepEqual(fast, walk) {
+	if len(fast) != 6 || !reflect.DeepEqual(fast, walk) {
 		t.Errorf("DeviceModaliases = %q\nfull walk        = %q", fast, walk)
 	}
 	if _, err := DeviceModaliases(filepath.Join(sys, "nosuch")); err == nil {

@@ -2,9 +2,12 @@ package kmod
 
 import (
 	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,6 +72,23 @@ func Open(dir string) (*Loader, error) {
 		f.Close()
 	}
 	return l, nil
+}
+
+// Digest fingerprints dir's module index (modules.dep, modules.alias,
+// modules.builtin): two directories with the same digest match every
+// device to the same modules, so a device handled with one need not be
+// matched again with the other.
+func Digest(dir string) (string, error) {
+	h := sha256.New()
+	for _, name := range []string{"modules.dep", "modules.alias", "modules.builtin"} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil && !(name == "modules.builtin" && errors.Is(err, fs.ErrNotExist)) {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", name, len(b))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func (l *Loader) logf(format string, args ...any) {

@@ -71,6 +71,9 @@ func ISOLabel(r io.ReaderAt) (string, error) {
 	return "", ErrNotISO
 }
 
+// Candidate reports whether a block device name is one Find looks at.
+func Candidate(name string) bool { return isCandidate(name) }
+
 // isCandidate accepts the device names the medium can be on: CD-ROMs,
 // SCSI/SATA/USB disks, virtio, Xen, NVMe and MMC, whole or partitioned
 // (sr0, sda, sda1, vdb2, xvda, nvme0n1, nvme0n1p2, mmcblk0, mmcblk0p1).
