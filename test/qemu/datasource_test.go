@@ -3,89 +3,36 @@ package qemu_test
 import (
 	"encoding/base64"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
-	"sync"
 	"testing"
-
-	"github.com/kilnproject/kiln/qemu"
 )
 
 // Two more platforms' seed channels on a real boot: ZStack's metadata
 // service (found through DMI) and the VMware/vApp OVF environment CD.
 
-// zstackMD is an EC2-compatible metadata service as ZStack runs it: plain
-// GETs, no IMDSv2 token (the token PUT is refused), the EC2 tree.
-type zstackMD struct {
-	mu   sync.Mutex
-	reqs []string
-}
-
-func (s *zstackMD) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	s.reqs = append(s.reqs, r.Method+" "+r.URL.Path)
-	s.mu.Unlock()
-	io.Copy(io.Discard, r.Body)
-	if r.Method != http.MethodGet {
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-		return
-	}
-	body, ok := map[string]string{
-		"/latest/meta-data/instance-id":    "0b7a1c5e9f3d4e2a8c6b1d0e7f5a3c92",
-		"/latest/meta-data/local-hostname": "zs-node1",
-		"/latest/meta-data/hostname":       "zs-node1.zstack.local",
-		"/latest/user-data": `#cloud-config
-write_files:
-  - path: /etc/kiln-test/zstack
-    content: "hello from zstack\n"
-`,
-	}[r.URL.Path]
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	io.WriteString(w, body)
-}
-
-func (s *zstackMD) requests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.reqs...)
-}
-
 // TestZStackMetadata: the chassis asset tag ends in .zstack.io, as on a
 // ZStack VM; initd must take the seed from the zstack source (not the
 // generic EC2 one, which the same service would also satisfy).
 func TestZStackMetadata(t *testing.T) {
-	svc := &zstackMD{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: svc}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-
+	svc := &metadataService{tree: map[string]string{
+		"meta-data/instance-id":    "0b7a1c5e9f3d4e2a8c6b1d0e7f5a3c92",
+		"meta-data/local-hostname": "zs-node1",
+		"meta-data/hostname":       "zs-node1.zstack.local",
+		"user-data": `#cloud-config
+write_files:
+  - path: /etc/kiln-test/zstack
+    content: "hello from zstack\n"
+`,
+	}}
 	m := amd64Machine(t, image("amd64", "iso"), "cdrom")
-	m.UserNet = "169.254.169.0/24"
-	m.GuestForwards = []qemu.GuestForward{{Addr: "169.254.169.254", Port: 80, Target: "tcp:" + ln.Addr().String()}}
+	serveMetadata(t, m, svc)
 	m.ExtraArgs = append(m.ExtraArgs, "-smbios", "type=3,asset=www.zstack.io")
 	vm, line := bootKept(t, m)
 	wantReady(t, line, "zs-node1", "169.254.169.15/24")
 	wantConsole(t, vm.Log(), "seed from zstack:http://169.254.169.254", "write_files[0]: wrote /etc/kiln-test/zstack (18 bytes, mode 0644")
-
-	reqs := strings.Join(svc.requests(), "\n")
-	t.Logf("metadata requests:\n%s", reqs)
-	for _, want := range []string{"GET /latest/meta-data/instance-id", "GET /latest/meta-data/local-hostname", "GET /latest/user-data"} {
-		if !strings.Contains(reqs, want) {
-			t.Errorf("the metadata service did not see %q", want)
-		}
-	}
+	wantRequests(t, svc, "GET /latest/meta-data/instance-id", "GET /latest/meta-data/local-hostname", "GET /latest/user-data")
 }
 
 // TestOVFEnvironment attaches an "OVF ENV" CD holding ovf-env.xml as vSphere

@@ -3,16 +3,12 @@ package qemu_test
 import (
 	"bytes"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -114,95 +110,29 @@ write_files:
 	}
 }
 
-// imds is an EC2-style metadata service that insists on IMDSv2 tokens and
-// records every request.
-type imds struct {
-	mu   sync.Mutex
-	reqs []string
-}
-
-const imdsToken = "kiln-test-token"
-
-func (s *imds) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	tok := r.Header.Get("X-aws-ec2-metadata-token")
-	s.mu.Lock()
-	s.reqs = append(s.reqs, fmt.Sprintf("%s %s token=%v", r.Method, r.URL.Path, tok == imdsToken))
-	s.mu.Unlock()
-	io.Copy(io.Discard, r.Body)
-	if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
-		if r.Header.Get("X-aws-ec2-metadata-token-ttl-seconds") == "" {
-			http.Error(w, "missing TTL", http.StatusBadRequest)
-			return
-		}
-		io.WriteString(w, imdsToken)
-		return
-	}
-	if !strings.HasPrefix(r.URL.Path, "/latest/") {
-		http.NotFound(w, r) // e.g. /openstack/latest/meta_data.json: not OpenStack
-		return
-	}
-	if tok != imdsToken {
-		http.Error(w, "IMDSv2 token required", http.StatusUnauthorized)
-		return
-	}
-	body, ok := map[string]string{
-		"/latest/meta-data/instance-id":    "i-0kiln000000000003",
-		"/latest/meta-data/local-hostname": "node3",
-		"/latest/meta-data/hostname":       "node3.internal",
-		"/latest/user-data": `#cloud-config
-write_files:
-  - path: /etc/kiln-test/hello
-    content: "hello from imds\n"
-`,
-	}[r.URL.Path]
-	if !ok {
-		http.NotFound(w, r)
-		return
-	}
-	io.WriteString(w, body)
-}
-
-func (s *imds) requests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]string(nil), s.reqs...)
-}
-
 // TestSeedMetadataService serves an EC2-style metadata tree from the test
 // and shows it to the guest as 169.254.169.254:80 through a QEMU guestfwd;
 // the restricted user network lets nothing else out.
 func TestSeedMetadataService(t *testing.T) {
-	svc := &imds{}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := &http.Server{Handler: svc}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
-
+	svc := &metadataService{requireToken: true, tree: map[string]string{
+		"meta-data/instance-id":    "i-0kiln000000000003",
+		"meta-data/local-hostname": "node3",
+		"meta-data/hostname":       "node3.internal",
+		"user-data": `#cloud-config
+write_files:
+  - path: /etc/kiln-test/hello
+    content: "hello from imds\n"
+`,
+	}}
 	m := amd64Machine(t, image("amd64", "iso"), "cdrom")
-	// guestfwd addresses must lie inside the user network, so the guest
-	// gets a link-local network with the metadata address in it.
-	m.UserNet = "169.254.169.0/24"
-	m.GuestForwards = []qemu.GuestForward{{Addr: "169.254.169.254", Port: 80, Target: "tcp:" + ln.Addr().String()}}
+	serveMetadata(t, m, svc)
 	vm, line := bootKept(t, m)
 	wantReady(t, line, "node3", "169.254.169.15/24")
 	wantConsole(t, vm.Log(), "seed from ec2:http://169.254.169.254", "write_files[0]: wrote /etc/kiln-test/hello (16 bytes, mode 0644")
 
-	reqs := strings.Join(svc.requests(), "\n")
-	t.Logf("metadata requests:\n%s", reqs)
-	for _, want := range []string{
-		"PUT /latest/api/token token=false",
-		"GET /latest/meta-data/instance-id token=true",
-		"GET /latest/meta-data/local-hostname token=true",
-		"GET /latest/user-data token=true",
-	} {
-		if !strings.Contains(reqs, want) {
-			t.Errorf("the metadata service did not see %q", want)
-		}
-	}
-	if strings.Contains(reqs, "GET /latest/meta-data/instance-id token=false") {
+	wantRequests(t, svc, "PUT /latest/api/token token=false", "GET /latest/meta-data/instance-id token=true",
+		"GET /latest/meta-data/local-hostname token=true", "GET /latest/user-data token=true")
+	if strings.Contains(svc.requests(), "GET /latest/meta-data/instance-id token=false") {
 		t.Error("initd read meta-data without the IMDSv2 token")
 	}
 }
