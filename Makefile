@@ -31,7 +31,7 @@ fuzz:
 	@bash .ci/fuzz-short
 
 boot:
-	$(GO) test -count=1 -timeout 80m -v -run 'Test' ./test/qemu/ 2>&1 | tee $(OUT)-boot.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|    .*(BOOT|ready|failed fast|console log))' ; exit $${PIPESTATUS[0]}
+	$(GO) test -count=1 -timeout 80m -v -run 'Test' ./test/qemu/ 2>&1 | tee $(OUT)-boot.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test\.go:[0-9]+:)' ; exit $${PIPESTATUS[0]}
 
 bench: bin/kiln
 	PROFILE=$(PROFILE) ARCH=$(ARCH) bash test/bench/run.sh

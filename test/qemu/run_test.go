@@ -2,6 +2,7 @@ package qemu_test
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"os/exec"
 	"regexp"
@@ -53,27 +54,32 @@ func TestKilnRunCtrlC(t *testing.T) {
 			}
 		}
 	}
-	if !wait(readyRe, 4*time.Minute) {
+	// fail keeps the console log and shows its end, so CI output says why.
+	fail := func(format string, args ...any) {
+		t.Helper()
 		saveLog(t, log.String())
-		t.Fatal("kiln run: no ready line")
+		t.Fatalf("%s\nlast console lines:\n%s", fmt.Sprintf(format, args...), lastLines(log.String(), 15))
+	}
+	if !wait(readyRe, 4*time.Minute) {
+		fail("kiln run: no ready line")
 	}
 	start := time.Now()
 	io.WriteString(stdin, "\x03") // Ctrl-C on the terminal
 	if !wait(regexp.MustCompile(`poweroff now`), 30*time.Second) {
-		saveLog(t, log.String())
-		t.Fatal("Ctrl-C did not lead initd to a clean poweroff")
+		fail("Ctrl-C did not lead initd to a clean poweroff")
 	}
 	if !wait(regexp.MustCompile(`kiln: VM stopped`), 30*time.Second) {
-		saveLog(t, log.String())
-		t.Fatal("kiln run did not report the VM stopped")
+		fail("kiln run did not report the VM stopped")
+	}
+	for l := range lines { // the rest: Wait must not run while the pipe is read
+		log.WriteString(l + "\n")
 	}
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("kiln run exited with %v", err)
+		fail("kiln run exited with %v", err)
 	}
 	for _, want := range []string{"powering the VM off", "stopping services", "syncing and unmounting"} {
 		if !strings.Contains(log.String(), want) {
-			saveLog(t, log.String())
-			t.Fatalf("console lacks %q", want)
+			fail("console lacks %q", want)
 		}
 	}
 	t.Logf("clean poweroff %.1fs after Ctrl-C", time.Since(start).Seconds())
@@ -103,4 +109,13 @@ func TestWrongArchFailsFast(t *testing.T) {
 			t.Logf("failed fast after %.1fs: %v", time.Since(start).Seconds(), strings.SplitN(err.Error(), "\n", 2)[0])
 		})
 	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
 }
