@@ -18,11 +18,8 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(buildCmd(), runCmd(), seedCmd(), &cobra.Command{
-		Use:   "version",
-		Short: "Print kiln's version",
-		Run:   func(*cobra.Command, []string) { fmt.Println("kiln", version) },
-	})
+	root.AddCommand(buildCmd(), runCmd(), seedCmd(), genCmd(), versionCmd())
+	root.AddCommand(nodeCommands()...)
 	if err := root.Execute(); err != nil {
 		fmt.Fprintln(os.Stderr, "kiln:", err)
 		os.Exit(1)

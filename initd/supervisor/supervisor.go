@@ -221,6 +221,34 @@ func (s *Supervisor) Status(name string) (State, int) {
 	return svc.state, svc.pid
 }
 
+// Info is one service's state, as List reports it.
+type Info struct {
+	Name     string   `json:"name"`
+	State    State    `json:"state"`
+	PID      int      `json:"pid,omitempty"`
+	Restarts int      `json:"restarts"`
+	Deps     []string `json:"deps,omitempty"`
+}
+
+// List reports every service, in start order once started (else by name).
+func (s *Supervisor) List() []Info {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	names := s.order
+	if names == nil {
+		for n := range s.svcs {
+			names = append(names, n)
+		}
+		sortStrings(names)
+	}
+	out := make([]Info, 0, len(names))
+	for _, n := range names {
+		svc := s.svcs[n]
+		out = append(out, Info{Name: n, State: svc.state, PID: svc.pid, Restarts: svc.restarts, Deps: svc.Deps})
+	}
+	return out
+}
+
 // Restarts is how many times name was restarted after exiting.
 func (s *Supervisor) Restarts(name string) int {
 	s.mu.Lock()
