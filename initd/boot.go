@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -33,8 +32,7 @@ const (
 	SysRoot       = "/sysroot"
 	MediumDir     = "/run/kiln/medium"
 	InitramfsJSON = "/etc/kiln/initramfs.json"
-	SystemJSON    = "/etc/kiln/system.json" // in the system image
-	SystemImage   = "kiln/system.sqfs"      // on the ISO
+	SystemImage   = "kiln/system.sqfs" // on the ISO
 	LogFile       = "/var/log/kiln/initd.log"
 	ServiceLogDir = "/var/log/kiln"
 	CgroupRoot    = "/sys/fs/cgroup/kiln"
@@ -45,7 +43,6 @@ const (
 	envDisk       = "KILN_DISK"
 	envState      = "KILN_STATE"
 	envStateIndex = "KILN_STATE_INDEX"
-	systemPATH    = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
 // Seeder applies the node's seed (datasource, cloud-config, network).
@@ -68,14 +65,11 @@ type Boot struct {
 
 	console  *stampedConsole // nil in tests
 	kver     string
-	modMu    sync.Mutex
-	modules  *kmod.Loader // nil until needed in the system stage (see loader)
+	modules  *kmod.Loader
 	medium   *medium.Medium
 	events   *uevent.Socket // nil when the kernel would not give us one
 	coldplug *coldplugger
 	listDone <-chan struct{} // closed when initramfs.json's modules are loaded
-	initd    string          // initramfs.json's digest of this binary
-	sameInit bool            // the system image's /sbin/init is this binary: no exec
 	initRead chan error      // the system init's prefetch result
 	hostname string
 	addrs    []string
@@ -134,12 +128,6 @@ func (b *Boot) readCmdline(context.Context) error {
 type initramfsConfig struct {
 	Kernel  string   `json:"kernel"`
 	Modules []string `json:"modules"`
-	Initd   string   `json:"initd"` // sha256:HEX of /init
-}
-
-// systemConfig is the part of the system image's system.json initd reads.
-type systemConfig struct {
-	Initd string `json:"initd"` // sha256:HEX of /sbin/init
 }
 
 // kernelRelease is the running kernel's version (uname -r).
@@ -173,7 +161,6 @@ func (b *Boot) loadInitramfsModules(context.Context) error {
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		return fmt.Errorf("%s: %w", InitramfsJSON, err)
 	}
-	b.initd = cfg.Initd
 	start := time.Now()
 	if err := b.openModules(); err != nil {
 		return err
@@ -311,10 +298,21 @@ func (b *Boot) waitForDevices(ctx context.Context, left time.Duration) error {
 	}
 }
 
-// mountSystem mounts the medium's system image at SysRoot. The filesystem
-// modules load on demand (needFS), joining initramfs.json's background
-// load when it is under way.
+// systemModules are what mount-system needs for each kind of medium; the
+// rest of initramfs.json keeps loading in the background meanwhile.
+var systemModules = map[medium.Kind][]string{
+	medium.ISO:  {"isofs", "loop", "squashfs"},
+	medium.Disk: {"squashfs"},
+}
+
 func (b *Boot) mountSystem(context.Context) error {
+	for _, m := range systemModules[b.medium.Kind] {
+		// Joins the background load if it is under way, loads now if not;
+		// a module built into the kernel or absent is the mount's problem.
+		if err := b.modules.Load(m); err != nil {
+			b.Log.Debugf("module %s: %v", m, err)
+		}
+	}
 	if err := os.MkdirAll(SysRoot, 0o755); err != nil {
 		return err
 	}
@@ -323,9 +321,6 @@ func (b *Boot) mountSystem(context.Context) error {
 	if b.medium.Kind == medium.ISO {
 		if err := mounts.Mount(b.medium.Device, MediumDir, "iso9660", ro, ""); err != nil {
 			return err
-		}
-		if err := b.modules.Load("loop"); err != nil {
-			b.Log.Debugf("module loop: %v", err) // built in, or Attach says what is wrong
 		}
 		lf, err := loop.Attach(filepath.Join(MediumDir, SystemImage), true)
 		if err != nil {
@@ -338,10 +333,6 @@ func (b *Boot) mountSystem(context.Context) error {
 		return err
 	}
 	b.logf("system image %s mounted at %s", src, SysRoot)
-	if b.sameInit = sameInit(b.initd, filepath.Join(SysRoot, SystemJSON)); b.sameInit {
-		b.Log.Debugf("the system image's /sbin/init is this initd (%s): no exec", b.initd)
-		return nil
-	}
 	// Read the next stage's init while switch-root runs (see prefetch).
 	b.initRead = make(chan error, 1)
 	go func() {
@@ -350,22 +341,6 @@ func (b *Boot) mountSystem(context.Context) error {
 		b.initRead <- err
 	}()
 	return nil
-}
-
-// sameInit reports whether the system image's system.json names the
-// initd digest of this binary (initramfs.json's), so the system stage can
-// run on in this process: exec'ing /sbin/init from the squashfs would read
-// and decompress 10 MB and start the Go runtime again.
-func sameInit(digest, systemJSON string) bool {
-	if digest == "" {
-		return false
-	}
-	data, err := os.ReadFile(systemJSON)
-	if err != nil {
-		return false
-	}
-	var c systemConfig
-	return json.Unmarshal(data, &c) == nil && c.Initd == digest
 }
 
 func (b *Boot) switchRoot(context.Context) error {
@@ -381,7 +356,6 @@ func (b *Boot) switchRoot(context.Context) error {
 		}
 	}
 	b.waitModules()
-	b.modules = nil // its files go with the initramfs; the system stage opens the image's
 	if b.events != nil {
 		b.events.Close()
 		b.events = nil
@@ -398,7 +372,7 @@ func (b *Boot) ExecSystem() error {
 	env := []string{
 		envStage + "=system",
 		envKernel + "=" + strconv.FormatFloat(b.Kernel.Seconds(), 'f', 3, 64),
-		systemPATH,
+		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
 	}
 	if m := b.medium; m != nil {
 		env = append(env, envMedium+"="+string(m.Kind))
@@ -448,23 +422,28 @@ func (b *Boot) coldplugSystem(context.Context) error {
 		b.logf("coldplug: %d devices, none new since the initramfs (%s)", len(aliases), Millis(time.Since(start)))
 		return nil
 	}
-	l, err := b.loader()
-	if err != nil {
+	if err := b.openModules(); err != nil {
 		b.logf("modules: %v (continuing with what is loaded)", err)
 		return nil
 	}
-	nd, nl := l.Coldplug(todo, map[string]bool{}, coldplugWorkers)
+	// What the initramfs loaded is in /proc/modules: inserting it again
+	// would make the kernel read and verify each file only to say EEXIST.
+	if f, err := os.Open("/proc/modules"); err == nil {
+		names, err := kmod.ReadProcModules(f)
+		f.Close()
+		if err != nil {
+			b.logf("modules: %v", err)
+		}
+		b.modules.MarkLoaded(names)
+	}
+	nd, nl := b.modules.Coldplug(todo, map[string]bool{}, coldplugWorkers)
 	b.logf("coldplug: %d devices (%d to match), %d modules loaded", len(aliases), nd, nl)
 	return nil
 }
 
 func (b *Boot) prepareState(context.Context) error {
 	o := state.Options{Log: b.logf}
-	if m := b.medium; m != nil { // the initramfs stage ran in this process
-		if m.Kind == medium.Disk && m.State != "" {
-			o.Disk, o.Partition, o.Index = m.Device, m.State, m.StateIndex
-		}
-	} else if os.Getenv(envMedium) == string(medium.Disk) && os.Getenv(envState) != "" {
+	if os.Getenv(envMedium) == string(medium.Disk) && os.Getenv(envState) != "" {
 		o.Disk, o.Partition = os.Getenv(envDisk), os.Getenv(envState)
 		o.Index, _ = strconv.Atoi(os.Getenv(envStateIndex))
 	}
