@@ -56,9 +56,25 @@ func (e *Errors) Error() string {
 // decoding (validation).
 type Lines map[string]int
 
-// Add records a problem at field; the line comes from lines.
+// Add records a problem at field; the line comes from lines: the field's
+// own, else its closest parent's (a missing field has no line of its own).
 func (e *Errors) Add(lines Lines, field, format string, args ...any) {
-	e.List = append(e.List, FieldError{Field: field, Line: lines[field], Msg: fmt.Sprintf(format, args...)})
+	e.List = append(e.List, FieldError{Field: field, Line: lines.Of(field), Msg: fmt.Sprintf(format, args...)})
+}
+
+// Of returns the line of field or of its closest parent, 0 if none.
+func (l Lines) Of(field string) int {
+	for field != "" {
+		if n, ok := l[field]; ok {
+			return n
+		}
+		i := strings.LastIndexAny(field, ".[")
+		if i < 0 {
+			break
+		}
+		field = field[:i]
+	}
+	return 0
 }
 
 // Err returns e when it holds a problem, else nil.
