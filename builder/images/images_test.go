@@ -61,7 +61,7 @@ func standinBinary(t *testing.T, arch string) string {
 		if s.err = os.MkdirAll(dir, 0o755); s.err != nil {
 			return
 		}
-		src := "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() { fmt.Println(\"kiln stand-in\", os.Args[1:]) }\n"
+		src := "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() { fmt.Println(\"kiln stand-in\", os.Args[1:], \"uid\", os.Getuid()) }\n"
 		if s.err = os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); s.err != nil {
 			return
 		}
