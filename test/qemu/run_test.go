@@ -15,7 +15,9 @@ import (
 // (script(1) gives it a pty): the minimal ISO boots to the ready line, Ctrl-C
 // presses the power button, initd shuts down cleanly and QEMU exits.
 func TestKilnRunCtrlC(t *testing.T) {
-	cmd := exec.Command("script", "-qfec", kilnBin+" run --memory 1024 "+image("amd64", "iso"), "/dev/null")
+	// exec: script(1) runs the command with $SHELL -c; a shell that stays
+	// as kiln's parent (dash does) gets the terminal's SIGINT too and exits 130.
+	cmd := exec.Command("script", "-qfec", "exec "+kilnBin+" run --memory 1024 "+image("amd64", "iso"), "/dev/null")
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
