@@ -221,6 +221,10 @@ func TestNodeAPIMaterial(t *testing.T) {
 	if err == nil {
 		t.Fatal("invalid config parsed")
 	}
+	// An invalid role is one error, not also one per secret it would need.
+	if n := len(strings.Split(err.Error(), "\n")); n != 2 {
+		t.Errorf("%d errors, want the role and the overlap:\n%v", n, err)
+	}
 	ca, iss, err := mc.Spec.Secrets.NodeAPIMaterial()
 	if err != nil || ca == nil || iss.Key == nil {
 		t.Fatalf("node-API material from an otherwise invalid config: %v", err)

@@ -187,6 +187,7 @@ type need int
 const (
 	forbidden need = iota
 	required
+	optional // the role is invalid: check what is there, require nothing
 )
 
 // needs returns, for role ("" = secrets.yaml), whether the Kubernetes CA
@@ -195,10 +196,13 @@ const (
 // nodes carry the CA keys: kubeadm's uploaded-certs secret expires after
 // two hours, and a control-plane node joining later must still find them.
 func needs(role string) need {
-	if role == RoleWorker {
+	switch role {
+	case RoleWorker:
 		return forbidden
+	case RoleInit, RoleControlPlane, "":
+		return required
 	}
-	return required
+	return optional // spec.role is reported already; do not pile on
 }
 
 func validateSecrets(errs *strictyaml.Errors, lines strictyaml.Lines, base string, s *Secrets, role string) {
@@ -218,13 +222,12 @@ func validateSecrets(errs *strictyaml.Errors, lines strictyaml.Lines, base strin
 		name string
 		v    *CertKey
 	}{{"frontProxyCA", s.FrontProxyCA}, {"etcdCA", s.EtcdCA}} {
-		if k8s == forbidden {
-			if ca.v != nil {
-				errs.Add(lines, f(ca.name), "%s does not carry this CA (only init and control-plane nodes do)", who)
-			}
-			continue
+		if k8s == forbidden && ca.v != nil {
+			errs.Add(lines, f(ca.name), "%s does not carry this CA (only init and control-plane nodes do)", who)
 		}
-		checkCA(errs, lines, f(ca.name), ca.v, required, true)
+		if k8s == required || (k8s == optional && ca.v != nil) {
+			checkCA(errs, lines, f(ca.name), ca.v, k8s, true)
+		}
 	}
 	if k8s == forbidden {
 		if s.ServiceAccount != nil {
@@ -234,9 +237,13 @@ func validateSecrets(errs *strictyaml.Errors, lines strictyaml.Lines, base strin
 			errs.Add(lines, f("certificateKey"), "%s does not carry the certificate key", who)
 		}
 	} else {
-		checkServiceAccount(errs, lines, f("serviceAccount"), s.ServiceAccount)
+		if k8s == required || s.ServiceAccount != nil {
+			checkServiceAccount(errs, lines, f("serviceAccount"), s.ServiceAccount)
+		}
 		if s.CertificateKey == "" {
-			errs.Add(lines, f("certificateKey"), "missing")
+			if k8s == required {
+				errs.Add(lines, f("certificateKey"), "missing")
+			}
 		} else if b, err := hex.DecodeString(s.CertificateKey); err != nil || len(b) != 32 {
 			errs.Add(lines, f("certificateKey"), "want 64 hex digits (32 bytes, as kubeadm's certificate key)")
 		}
@@ -269,7 +276,7 @@ func checkCA(errs *strictyaml.Errors, lines strictyaml.Lines, field string, ck *
 		errs.Add(lines, field+".key", "must not be here: this CA's private key does not belong on this node")
 	case key == required && ck.Key == "":
 		errs.Add(lines, field+".key", "missing")
-	case key == required:
+	case ck.Key != "" && key != forbidden:
 		k, err := pki.ParseKey([]byte(ck.Key))
 		switch {
 		case err != nil:
