@@ -200,3 +200,25 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// List reports every service: by name before Start, in start order after,
+// with state and pid as Status has them.
+func TestList(t *testing.T) {
+	s := New(Options{HealthInterval: 20 * time.Millisecond})
+	must(t, s.Add(Service{Name: "web", Path: sh(t), Deps: []string{"base"}, Args: []string{"-c", "sleep 30"}}))
+	must(t, s.Add(Service{Name: "base", Path: sh(t), Args: []string{"-c", "sleep 30"}}))
+	if l := s.List(); len(l) != 2 || l[0].Name != "base" || l[1].Name != "web" || l[0].State != Waiting || l[1].Deps[0] != "base" {
+		t.Fatalf("before Start: %+v", l)
+	}
+	must(t, s.Start(context.Background()))
+	defer s.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	must(t, s.WaitHealthy(ctx, "web"))
+	for _, i := range s.List() {
+		st, pid := s.Status(i.Name)
+		if i.State != st || i.PID != pid || pid == 0 || i.State != Healthy {
+			t.Errorf("%s: listed %s pid %d, status %s pid %d", i.Name, i.State, i.PID, st, pid)
+		}
+	}
+}
