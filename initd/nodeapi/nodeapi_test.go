@@ -226,6 +226,10 @@ func TestHealthAndServices(t *testing.T) {
 	if err != nil || h.Healthy || len(h.Failed()) != 1 || !strings.Contains(h.Failed()[0], `spec.role: "master"`) {
 		t.Errorf("unhealthy node: %+v %v", h, err)
 	}
+	n.srv.AddCheck(func(context.Context) Check { return Check{Name: "cluster", OK: true} })
+	if h, err = cl.Health(ctx(t)); err != nil || len(h.Checks) != 3 || h.Checks[2].Name != "cluster" {
+		t.Errorf("added check: %+v %v", h, err)
+	}
 	svcs, err := cl.Services(ctx(t))
 	if err != nil || len(svcs) != 1 || svcs[0].Name != "containerd" || svcs[0].State != supervisor.Healthy || svcs[0].PID != 42 {
 		t.Errorf("services %+v %v", svcs, err)

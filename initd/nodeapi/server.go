@@ -22,6 +22,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kilnproject/kiln/initd/pki"
@@ -68,8 +69,8 @@ type Options struct {
 	Addresses []string
 
 	Version func() Version
-	// Checks make the health report; each is called per request. The
-	// cluster validation adds its own.
+	// Checks make the health report; each is called per request. More
+	// come later through AddCheck.
 	Checks   []func(context.Context) Check
 	Services func() []supervisor.Info
 	LogDir   string // service NAME logs to LogDir/NAME.log (rotated .1, .2, ...)
@@ -83,9 +84,19 @@ type Options struct {
 
 // Server is a running node API.
 type Server struct {
-	o   Options
-	ln  net.Listener
-	srv *http.Server
+	o      Options
+	ln     net.Listener
+	srv    *http.Server
+	mu     sync.Mutex
+	checks []func(context.Context) Check
+}
+
+// AddCheck adds a check to the health report (the cluster validation
+// registers itself once the cluster is up).
+func (s *Server) AddCheck(c func(context.Context) Check) {
+	s.mu.Lock()
+	s.checks = append(s.checks, c)
+	s.mu.Unlock()
 }
 
 // ServerCert issues this node's certificate: an Ed25519 key, names from
@@ -163,7 +174,7 @@ func Listen(addr string, o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{o: o, ln: tls.NewListener(ln, TLSConfig(o.CA, cert))}
+	s := &Server{o: o, ln: tls.NewListener(ln, TLSConfig(o.CA, cert)), checks: append([]func(context.Context) Check(nil), o.Checks...)}
 	s.srv = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 30 * time.Second,
@@ -232,7 +243,10 @@ func (s *Server) version(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	h := Health{Healthy: true, Checks: []Check{}}
-	for _, c := range s.o.Checks {
+	s.mu.Lock()
+	checks := append([]func(context.Context) Check(nil), s.checks...)
+	s.mu.Unlock()
+	for _, c := range checks {
 		ch := c(r.Context())
 		h.Healthy = h.Healthy && ch.OK
 		h.Checks = append(h.Checks, ch)
