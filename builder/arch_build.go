@@ -20,12 +20,13 @@ type archBuild struct {
 	tmp  string // scratch and staged outputs for this arch
 	prog *Progress
 
-	in     *inputs // verified Debian inputs
-	kver   string
-	kernel []byte // kernel image as the boot loaders load it
-	initrd []byte
-	sqfs   string // path of the system squashfs
-	sqfsSz int64
+	in      *inputs  // verified Debian inputs
+	payload *payload // components and images (nil for a profile without them)
+	kver    string
+	kernel  []byte // kernel image as the boot loaders load it
+	initrd  []byte
+	sqfs    string // path of the system squashfs
+	sqfsSz  int64
 
 	biosLoader *syslinux.Loader // amd64 disk images
 
@@ -42,6 +43,9 @@ func (b *archBuild) stage(name string) func(int64, string) {
 func (b *archBuild) run(ctx context.Context) ([]Artifact, sbomArch, error) {
 	var err error
 	if b.in, err = b.fetchInputs(ctx); err != nil {
+		return nil, sbomArch{}, err
+	}
+	if err := b.buildPayload(ctx); err != nil {
 		return nil, sbomArch{}, err
 	}
 	if err := b.buildInitramfs(ctx); err != nil {

@@ -18,6 +18,7 @@ type inputs struct {
 	boot      map[string]string // "package" -> extracted dir, for boot loader files
 	userland  []extracted       // packages laid into the system image, sorted by name
 	all       []*debian.Package // everything, for the SBOM
+	index     *debian.Index     // the verified index, for later stages (images)
 }
 
 type extracted struct {
@@ -90,7 +91,7 @@ func (b *archBuild) fetchInputs(ctx context.Context) (*inputs, error) {
 	done(0, fmt.Sprintf("%d packages from %d suites, signatures verified", len(ix.Packages()), len(src.Mirrors)))
 
 	done = b.stage("packages")
-	in := &inputs{boot: map[string]string{}}
+	in := &inputs{boot: map[string]string{}, index: ix}
 	pin := b.p.Kernel.Packages[b.arch.Name]
 	kpkg, err := ix.Lookup(pin.Name, pin.Version)
 	if err != nil {

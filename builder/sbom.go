@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/kilnproject/kiln/builder/profile"
@@ -19,6 +20,8 @@ type sbomArch struct {
 type sbomPackage struct {
 	Name, Version, Arch, SHA256, Kind string
 	GoSum                             string // go.sum "h1:" hash for Go modules
+	Module                            string // Go module a component binary is built from
+	Digest                            string // OCI manifest digest of an image
 }
 
 func (b *archBuild) sbom() (sbomArch, error) {
@@ -45,6 +48,7 @@ func (b *archBuild) sbom() (sbomArch, error) {
 			s.Packages = append(s.Packages, sbomPackage{Name: m.Path, Version: m.Version, Arch: b.arch.Name, GoSum: m.Sum, Kind: "golang"})
 		}
 	}
+	s.Packages = append(s.Packages, b.payload.sbom(b.arch.Name)...)
 	sort.Slice(s.Packages, func(i, j int) bool { return s.Packages[i].Name < s.Packages[j].Name })
 	return s, nil
 }
@@ -96,7 +100,19 @@ func writeSBOM(path string, p *profile.Profile, epoch int64, arches []sbomArch) 
 			case "binary":
 				p.Comment = "kiln's init daemon, built from this repository"
 			case "toolchain":
-				p.Comment = "Go toolchain that built initd"
+				p.Comment = "Go toolchain that built initd and the components"
+			case "component":
+				p.ExternalRefs = []extRef{{"PACKAGE-MANAGER", "purl", fmt.Sprintf("pkg:golang/%s@%s", sp.Module, sp.Version)}}
+				p.Comment = "static binary built by kiln from Go module " + sp.Module + "@" + sp.Version
+				if sp.GoSum != "" {
+					p.Comment += ", go.sum " + sp.GoSum
+				}
+			case "oci-image":
+				hex := strings.TrimPrefix(sp.Digest, "sha256:")
+				p.Checksums = []checksum{{"SHA256", hex}}
+				p.ExternalRefs = []extRef{{"PACKAGE-MANAGER", "purl", fmt.Sprintf("pkg:oci/%s@%s?arch=%s&repository_url=%s", repoBase(sp.Name), sp.Digest, sp.Arch, strings.TrimSuffix(sp.Name, ":"+sp.Version))}}
+				p.Comment = "container image in the system image's OCI layout; the checksum is its manifest digest"
+				p.PrimaryPurpose = "CONTAINER"
 			}
 			pkgs = append(pkgs, p)
 		}

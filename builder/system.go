@@ -110,6 +110,9 @@ func (b *archBuild) systemTree(ctx context.Context) (*fstree.Tree, error) {
 			return nil, err
 		}
 	}
+	if err := b.addPayload(t); err != nil {
+		return nil, err
+	}
 	for _, ov := range b.p.Overlays {
 		dir := ov
 		if !filepath.IsAbs(dir) {

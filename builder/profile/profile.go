@@ -14,6 +14,8 @@ import (
 	"strings"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/kilnproject/kiln/builder/components"
 )
 
 // Profile is one build profile.
@@ -315,6 +317,18 @@ func (p *Profile) validate(v *validator) {
 	for i, pk := range p.Packages {
 		if !debRe.MatchString(pk) {
 			v.fail(fmt.Sprintf("packages.%d", i), "%q is not a Debian package name (name or name=version)", pk)
+		}
+	}
+	known := components.KnownNames()
+	for i, c := range p.Components {
+		name, _, _ := strings.Cut(c, "@")
+		if !contains(known, name) {
+			v.fail(fmt.Sprintf("components.%d", i), "unknown component %q (known: %s)", c, strings.Join(known, ", "))
+		}
+	}
+	for i, im := range p.Images {
+		if !nameRe.MatchString(im) {
+			v.fail(fmt.Sprintf("images.%d", i), "%q is not an image set name (kubeadm, or an addon such as metrics-server)", im)
 		}
 	}
 	seen := map[string]bool{}

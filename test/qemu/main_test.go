@@ -24,6 +24,7 @@ var (
 	kilnBin  string
 	outDir   string // the minimal profile's images
 	artDir   string // console logs of failed boots
+	cleanups []func()
 )
 
 const minimalVersion = "0.1.0"
@@ -60,7 +61,11 @@ func run(m *testing.M) int {
 		return 1
 	}
 	fmt.Fprintf(os.Stderr, "minimal profile built in %.1fs\n", time.Since(t0).Seconds())
-	return m.Run()
+	code := m.Run()
+	for _, c := range cleanups {
+		c()
+	}
+	return code
 }
 
 func goCmd(args ...string) *exec.Cmd {

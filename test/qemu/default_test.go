@@ -1,0 +1,338 @@
+package qemu_test
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"debug/elf"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kilnproject/kiln/builder/components"
+)
+
+// The default profile: the Kubernetes appliance. Built once per test
+// process (for amd64 and arm64, ISO only: the other formats are the minimal
+// profile's tests), lazily, by the first test that needs it.
+
+const defaultVersion = "0.1.0"
+
+var defaultOnce struct {
+	sync.Once
+	dir string
+	err error
+}
+
+// defaultISO builds the default profile (once) and returns the ISO for arch.
+func defaultISO(t *testing.T, arch string) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the default profile (Kubernetes components: tens of minutes from a cold Go cache)")
+	}
+	defaultOnce.Do(func() {
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("kiln-default-%d", os.Getpid()))
+		t0 := time.Now()
+		cmd := exec.Command(kilnBin, "build", "-p", filepath.Join(repoRoot, "profiles/default.yaml"), "--format", "iso", "-o", dir)
+		cmd.Dir = repoRoot
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Run(); err != nil {
+			defaultOnce.err = fmt.Errorf("kiln build of the default profile: %v\n%s", err, lastLines(out.String(), 30))
+			return
+		}
+		fmt.Fprintf(os.Stderr, "%sdefault profile built in %.1fs\n", out.String(), time.Since(t0).Seconds())
+		defaultOnce.dir = dir
+		cleanups = append(cleanups, func() { os.RemoveAll(dir) })
+	})
+	if defaultOnce.err != nil {
+		t.Fatal(defaultOnce.err)
+	}
+	return filepath.Join(defaultOnce.dir, fmt.Sprintf("default-%s-%s.iso", defaultVersion, arch))
+}
+
+// hostBinaries are the components the default profile lays into the rootfs.
+var hostBinaries = map[string]string{
+	"kubelet": "usr/bin", "kubeadm": "usr/bin", "kubectl": "usr/bin", "containerd": "usr/bin",
+	"containerd-shim-runc-v2": "usr/bin", "runc": "usr/bin", "crictl": "usr/bin", "etcdctl": "usr/bin",
+	"bridge": "opt/cni/bin", "host-local": "opt/cni/bin", "loopback": "opt/cni/bin", "portmap": "opt/cni/bin",
+}
+
+// imageBinaries: the binary each image exists to run, by repository basename.
+var imageBinaries = map[string]string{
+	"kube-apiserver": "kube-apiserver", "kube-controller-manager": "kube-controller-manager",
+	"kube-scheduler": "kube-scheduler", "kube-proxy": "kube-proxy", "etcd": "etcd", "coredns": "coredns",
+	"pause": "pause", "metrics-server": "metrics-server",
+}
+
+var elfMachines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
+
+// TestDefaultProfileContents opens the default ISO of each architecture the
+// way a user would (xorriso, unsquashfs), and checks that every component
+// binary and every image kubeadm needs is inside, built for that
+// architecture, statically; on amd64 it runs each with its version flag.
+// The image references must be exactly what the image's own kubeadm lists.
+func TestDefaultProfileContents(t *testing.T) {
+	for _, arch := range []string{"amd64", "arm64"} {
+		t.Run(arch, func(t *testing.T) {
+			iso := defaultISO(t, arch)
+			st, err := os.Stat(iso)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %.1f MiB", filepath.Base(iso), float64(st.Size())/(1<<20))
+			if st.Size() > 350e6 {
+				t.Errorf("%s is %d bytes: over the 350 MB budget for the full appliance", filepath.Base(iso), st.Size())
+			}
+			root := extractSystem(t, iso)
+			for name, dir := range hostBinaries {
+				checkBinary(t, arch, filepath.Join(root, dir, name), name)
+			}
+
+			var cluster struct {
+				Kubernetes string   `json:"kubernetes"`
+				Images     []string `json:"images"`
+				ImagesDir  string   `json:"imagesDir"`
+			}
+			readJSON(t, filepath.Join(root, "etc/kiln/cluster.json"), &cluster)
+			if cluster.Kubernetes != "v1.37.2" {
+				t.Errorf("cluster.json: kubernetes %q, want v1.37.2", cluster.Kubernetes)
+			}
+			layout := filepath.Join(root, strings.TrimPrefix(cluster.ImagesDir, "/"))
+			refs := layoutImages(t, layout, arch)
+
+			// kubeadm's own list, from the amd64 image's kubeadm (it runs here).
+			kubeadm := filepath.Join(strings.Replace(root, "/"+arch+"/", "/amd64/", 1), "usr/bin/kubeadm")
+			if arch == "amd64" {
+				kubeadm = filepath.Join(root, "usr/bin/kubeadm")
+			}
+			want := kubeadmList(t, kubeadm)
+			var addons []string
+			for ref := range refs {
+				if !slices.Contains(want, ref) {
+					addons = append(addons, ref)
+				}
+			}
+			for _, ref := range want {
+				if _, ok := refs[ref]; !ok {
+					t.Errorf("kubeadm lists %s, the image's OCI layout lacks it", ref)
+				}
+			}
+			if len(addons) != 1 || repoBaseOf(addons[0]) != "metrics-server" {
+				t.Errorf("images beyond kubeadm's list: %v, want only metrics-server", addons)
+			}
+			slices.Sort(cluster.Images)
+			all := append(append([]string(nil), want...), addons...)
+			slices.Sort(all)
+			if !slices.Equal(cluster.Images, all) {
+				t.Errorf("cluster.json images %v, layout %v", cluster.Images, all)
+			}
+			for ref, files := range refs {
+				bin := imageBinaries[repoBaseOf(ref)]
+				p, ok := files[bin]
+				if !ok {
+					t.Errorf("%s: no %s binary in its layers", ref, bin)
+					continue
+				}
+				checkBinary(t, arch, p, bin)
+			}
+			t.Logf("%s: %d host binaries, %d images (%s)", arch, len(hostBinaries), len(refs), strings.Join(all, " "))
+		})
+	}
+}
+
+// extractSystem pulls the system squashfs out of the ISO and unpacks the
+// parts the test reads. The directory is shared by the arch subtests, so
+// the arm64 one can run the amd64 kubeadm.
+func extractSystem(t *testing.T, iso string) string {
+	t.Helper()
+	base := filepath.Join(os.TempDir(), fmt.Sprintf("kiln-default-root-%d", os.Getpid()))
+	arch := "amd64"
+	if strings.Contains(filepath.Base(iso), "arm64") {
+		arch = "arm64"
+	}
+	dir := filepath.Join(base, arch)
+	if _, err := os.Stat(filepath.Join(dir, "root")); err == nil {
+		return filepath.Join(dir, "root")
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cleanups = append(cleanups, func() { os.RemoveAll(base) })
+	sqfs := filepath.Join(dir, "system.sqfs")
+	runTool(t, "xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/kiln/system.sqfs", sqfs)
+	runTool(t, "unsquashfs", "-no-progress", "-d", filepath.Join(dir, "root"), sqfs, "usr/bin", "opt/cni/bin", "usr/share/kiln", "etc/kiln")
+	return filepath.Join(dir, "root")
+}
+
+// checkBinary: an ELF executable for arch with no interpreter (static);
+// the amd64 ones must also print the pinned version.
+func checkBinary(t *testing.T, arch, path, name string) {
+	t.Helper()
+	f, err := elf.Open(path)
+	if err != nil {
+		t.Errorf("%s/%s: %v", arch, name, err)
+		return
+	}
+	defer f.Close()
+	if f.Machine != elfMachines[arch] {
+		t.Errorf("%s/%s: ELF machine %v, want %v", arch, name, f.Machine, elfMachines[arch])
+	}
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			t.Errorf("%s/%s: dynamically linked (has PT_INTERP)", arch, name)
+		}
+	}
+	if arch != "amd64" {
+		return
+	}
+	probe, ok := components.VersionProbes[name]
+	if !ok {
+		t.Errorf("no version probe for %s", name)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, path, probe.Args...).CombinedOutput()
+	if err != nil && !probe.ExitNonZero {
+		t.Errorf("%s %v: %v\n%s", name, probe.Args, err, out)
+		return
+	}
+	for _, w := range probe.Want {
+		if !bytes.Contains(out, []byte(w)) {
+			t.Errorf("%s %v printed %q, want %q in it", name, probe.Args, out, w)
+		}
+	}
+}
+
+func kubeadmList(t *testing.T, kubeadm string) []string {
+	t.Helper()
+	out, err := exec.Command(kubeadm, "config", "images", "list", "--kubernetes-version", "v1.37.2").Output()
+	if err != nil {
+		t.Fatalf("kubeadm config images list: %v", err)
+	}
+	var refs []string
+	for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			refs = append(refs, l)
+		}
+	}
+	if len(refs) < 7 {
+		t.Fatalf("kubeadm config images list printed %q", out)
+	}
+	return refs
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
+
+// layoutImages reads an OCI image layout by hand (index -> manifest ->
+// config, layers) and returns, per reference, the image's regular files
+// (name -> extracted path) from its layers. Every manifest must be for arch.
+func layoutImages(t *testing.T, dir, arch string) map[string]map[string]string {
+	t.Helper()
+	type desc struct {
+		MediaType   string            `json:"mediaType"`
+		Digest      string            `json:"digest"`
+		Annotations map[string]string `json:"annotations"`
+	}
+	blob := func(d string) string { return filepath.Join(dir, "blobs", strings.Replace(d, ":", "/", 1)) }
+	var index struct {
+		Manifests []desc `json:"manifests"`
+	}
+	readJSON(t, filepath.Join(dir, "index.json"), &index)
+	out := map[string]map[string]string{}
+	for _, m := range index.Manifests {
+		ref := m.Annotations["io.containerd.image.name"]
+		if ref == "" || m.Annotations["org.opencontainers.image.ref.name"] != ref {
+			t.Errorf("manifest %s: annotations %v do not name the image for containerd", m.Digest, m.Annotations)
+			continue
+		}
+		var man struct {
+			Config desc   `json:"config"`
+			Layers []desc `json:"layers"`
+		}
+		readJSON(t, blob(m.Digest), &man)
+		var cfg struct {
+			Architecture string `json:"architecture"`
+			OS           string `json:"os"`
+		}
+		readJSON(t, blob(man.Config.Digest), &cfg)
+		if cfg.Architecture != arch || cfg.OS != "linux" {
+			t.Errorf("%s: config says %s/%s, want linux/%s", ref, cfg.OS, cfg.Architecture, arch)
+		}
+		files := map[string]string{}
+		exDir := filepath.Join(filepath.Dir(dir), ".test-"+repoBaseOf(ref))
+		for _, l := range man.Layers {
+			if err := untarExecutables(blob(l.Digest), exDir, files); err != nil {
+				t.Errorf("%s: layer %s: %v", ref, l.Digest, err)
+			}
+		}
+		out[ref] = files
+	}
+	return out
+}
+
+// untarExecutables extracts the executable regular files of an uncompressed
+// layer tar into dir, recording base name -> path.
+func untarExecutables(layer, dir string, files map[string]string) error {
+	f, err := os.Open(layer)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	tr := tar.NewReader(f)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if h.Typeflag != tar.TypeReg || h.Mode&0o111 == 0 {
+			continue
+		}
+		p := filepath.Join(dir, filepath.FromSlash(h.Name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		w, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+		if err != nil {
+			return err
+		}
+		if _, err := io.Copy(w, tr); err != nil {
+			w.Close()
+			return err
+		}
+		if err := w.Close(); err != nil {
+			return err
+		}
+		files[filepath.Base(h.Name)] = p
+	}
+}
+
+func repoBaseOf(ref string) string {
+	repo := ref
+	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
+		repo = repo[:i]
+	}
+	return repo[strings.LastIndex(repo, "/")+1:]
+}
