@@ -31,6 +31,11 @@ type Service struct {
 	// healthy". It is polled every HealthInterval until it first succeeds.
 	Health      func(ctx context.Context) error
 	StopTimeout time.Duration // SIGTERM -> SIGKILL, default 10s
+	// Once runs the service to completion instead of keeping it up: exit
+	// status 0 makes it Done (and counts as healthy for its dependents),
+	// anything else Failed; it is never restarted. WaitDone reports how
+	// it ended.
+	Once bool
 }
 
 // Spawner starts a command and reports its exit status exactly once. PID 1
@@ -62,17 +67,19 @@ const (
 	Healthy State = "healthy"
 	Backoff State = "backoff" // exited, restarting soon
 	Stopped State = "stopped"
-	Failed  State = "failed" // could not be started at all
+	Failed  State = "failed" // could not be started at all, or a Once service failed
+	Done    State = "done"   // a Once service exited 0
 )
 
 // Supervisor owns a set of services.
 type Supervisor struct {
-	o     Options
-	mu    sync.Mutex
-	order []string
-	svcs  map[string]*service
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	o       Options
+	mu      sync.Mutex
+	order   []string
+	started bool // Start ran: Launch may add services
+	svcs    map[string]*service
+	stop    chan struct{}
+	wg      sync.WaitGroup
 }
 
 type service struct {
@@ -84,6 +91,7 @@ type service struct {
 	exited   chan struct{} // closed when the run loop ends
 	stop     chan struct{} // closed by Stop for this service
 	restarts int
+	result   error // how a Once service ended
 }
 
 // New returns an empty supervisor.
@@ -138,7 +146,7 @@ func (s *Supervisor) Start(ctx context.Context) error {
 	s.mu.Lock()
 	order, err := s.topo()
 	if err == nil {
-		s.order = order
+		s.order, s.started = order, true
 	}
 	s.mu.Unlock()
 	if err != nil {
@@ -154,6 +162,41 @@ func (s *Supervisor) Start(ctx context.Context) error {
 		s.wg.Add(1)
 		go s.run(ctx, svc)
 	}
+	return nil
+}
+
+// Launch adds a service to a started supervisor and runs it (after its
+// dependencies, which must already be known). Stop stops it before the
+// services launched earlier.
+func (s *Supervisor) Launch(ctx context.Context, svc Service) error {
+	if err := s.Add(svc); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := func() error {
+		if !s.started {
+			return fmt.Errorf("supervisor: service %q: Launch before Start", svc.Name)
+		}
+		select {
+		case <-s.stop:
+			return fmt.Errorf("supervisor: service %q: supervisor stopped", svc.Name)
+		default:
+		}
+		for _, d := range svc.Deps {
+			if _, ok := s.svcs[d]; !ok {
+				return fmt.Errorf("supervisor: service %q depends on unknown service %q", svc.Name, d)
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		delete(s.svcs, svc.Name)
+		return err
+	}
+	s.order = append(s.order, svc.Name)
+	s.wg.Add(1)
+	go s.run(ctx, s.svcs[svc.Name])
 	return nil
 }
 
@@ -275,6 +318,25 @@ func (s *Supervisor) WaitHealthy(ctx context.Context, name string) error {
 	}
 }
 
+// WaitDone blocks until the Once service name has ended and returns
+// nil if it exited 0, else how it failed.
+func (s *Supervisor) WaitDone(ctx context.Context, name string) error {
+	s.mu.Lock()
+	svc, ok := s.svcs[name]
+	s.mu.Unlock()
+	if !ok {
+		return fmt.Errorf("supervisor: no service %q", name)
+	}
+	select {
+	case <-svc.exited:
+	case <-ctx.Done():
+		return fmt.Errorf("supervisor: %s not done: %w", name, ctx.Err())
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return svc.result
+}
+
 func (svc *service) stopping() bool {
 	select {
 	case <-svc.stop:
@@ -303,6 +365,15 @@ func (s *Supervisor) run(ctx context.Context, svc *service) {
 		status, err := s.runOnce(ctx, svc)
 		if svc.stopping() {
 			s.set(svc, Stopped, 0)
+			if svc.Once {
+				s.mu.Lock()
+				svc.result = fmt.Errorf("%s: stopped before it finished", svc.Name)
+				s.mu.Unlock()
+			}
+			return
+		}
+		if svc.Once {
+			s.finish(svc, status, err, time.Since(started))
 			return
 		}
 		if err != nil {
@@ -328,6 +399,30 @@ func (s *Supervisor) run(ctx context.Context, svc *service) {
 		s.mu.Lock()
 		svc.restarts++
 		s.mu.Unlock()
+	}
+}
+
+// finish records how a Once service ended.
+func (s *Supervisor) finish(svc *service, status syscall.WaitStatus, err error, took time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	svc.pid = 0
+	switch {
+	case err != nil:
+		svc.state, svc.result = Failed, err
+	case status.Exited() && status.ExitStatus() == 0:
+		svc.state = Done
+		if !svc.readyOK {
+			svc.readyOK = true
+			close(svc.ready)
+		}
+	default:
+		svc.state, svc.result = Failed, fmt.Errorf("%s: %s", svc.Name, describe(status))
+	}
+	if svc.result != nil {
+		s.o.Log("service %s failed after %v: %v", svc.Name, took.Round(time.Millisecond), svc.result)
+	} else {
+		s.o.Log("service %s done in %v", svc.Name, took.Round(time.Millisecond))
 	}
 }
 
@@ -393,7 +488,9 @@ func (s *Supervisor) runOnce(ctx context.Context, svc *service) (syscall.WaitSta
 		}
 	}
 	healthCtx, cancelHealth := context.WithCancel(ctx)
-	go s.watchHealth(healthCtx, svc, pid)
+	if !svc.Once { // a one-shot is healthy when it is done
+		go s.watchHealth(healthCtx, svc, pid)
+	}
 	defer cancelHealth()
 
 	var ws syscall.WaitStatus

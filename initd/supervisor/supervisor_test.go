@@ -222,3 +222,65 @@ func TestList(t *testing.T) {
 		}
 	}
 }
+
+// A one-shot runs once: exit 0 is Done and releases its dependents, a
+// failure is Failed with the exit status and is not restarted.
+func TestOnceAndLaunch(t *testing.T) {
+	dir := t.TempDir()
+	var sink logSink
+	s := New(Options{LogDir: dir, Log: sink.Log, HealthInterval: 20 * time.Millisecond, BackoffMin: 10 * time.Millisecond})
+	runs := filepath.Join(dir, "runs")
+	must(t, s.Add(Service{Name: "setup", Path: sh(t), Once: true,
+		Args: []string{"-c", `echo run >> ` + runs + `; sleep 0.1; echo configured > ` + filepath.Join(dir, "conf")}}))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Launch(ctx, Service{Name: "early", Path: sh(t)}); err == nil || !strings.Contains(err.Error(), "Launch before Start") {
+		t.Errorf("Launch before Start: %v", err)
+	}
+	must(t, s.Start(ctx))
+	// Launched after Start, waiting for the one-shot.
+	must(t, s.Launch(ctx, Service{Name: "daemon", Path: sh(t), Deps: []string{"setup"},
+		Args: []string{"-c", `cat ` + filepath.Join(dir, "conf") + `; while :; do sleep 0.05; done`}}))
+	if err := s.Launch(ctx, Service{Name: "orphan", Path: sh(t), Deps: []string{"nothing"}}); err == nil || !strings.Contains(err.Error(), `unknown service "nothing"`) {
+		t.Errorf("Launch with an unknown dependency: %v", err)
+	}
+	must(t, s.WaitDone(ctx, "setup"))
+	must(t, s.WaitHealthy(ctx, "daemon"))
+	if st, pid := s.Status("setup"); st != Done || pid != 0 {
+		t.Errorf("setup: %s pid %d, want done", st, pid)
+	}
+	eventually(t, "daemon's log", func() bool {
+		b, _ := os.ReadFile(filepath.Join(dir, "daemon.log"))
+		return strings.Contains(string(b), "configured")
+	})
+
+	must(t, s.Launch(ctx, Service{Name: "broken", Path: sh(t), Once: true, Args: []string{"-c", "echo run >> " + runs + "; exit 3"}}))
+	err := s.WaitDone(ctx, "broken")
+	if err == nil || !strings.Contains(err.Error(), "exit status 3") {
+		t.Errorf("broken: %v, want exit status 3", err)
+	}
+	if st, _ := s.Status("broken"); st != Failed {
+		t.Errorf("broken: %s, want failed", st)
+	}
+	if err := s.WaitDone(ctx, "nosuch"); err == nil {
+		t.Error("WaitDone of an unknown service succeeded")
+	}
+	time.Sleep(100 * time.Millisecond) // a restart would have happened by now
+	if b, _ := os.ReadFile(runs); string(b) != "run\nrun\n" || s.Restarts("broken") != 0 {
+		t.Errorf("one-shots ran %q, restarts %d: want each once", b, s.Restarts("broken"))
+	}
+	var names []string
+	for _, i := range s.List() {
+		names = append(names, i.Name+"="+string(i.State))
+	}
+	if got := strings.Join(names, " "); got != "setup=done daemon=healthy broken=failed" {
+		t.Errorf("List: %s", got)
+	}
+	s.Stop()
+	if st, _ := s.Status("daemon"); st != Stopped {
+		t.Errorf("daemon after Stop: %s", st)
+	}
+	if err := s.Launch(ctx, Service{Name: "late", Path: sh(t)}); err == nil || !strings.Contains(err.Error(), "stopped") {
+		t.Errorf("Launch after Stop: %v", err)
+	}
+}
