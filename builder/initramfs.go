@@ -3,8 +3,11 @@ package builder
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +48,23 @@ func (b *archBuild) initdBinary(ctx context.Context) (string, error) {
 	}
 	b.initdPath = out
 	return out, nil
+}
+
+// initdDigest is "sha256:HEX" of the initd binary at path. initramfs.json
+// and the system image's system.json both carry it: when they match, initd
+// runs the system stage on in the initramfs's process instead of exec'ing
+// /sbin/init from the squashfs.
+func initdDigest(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", fmt.Errorf("initd %s: %w", path, err)
+	}
+	return "sha256:" + hex.EncodeToString(h.Sum(nil)), nil
 }
 
 // moduleSet scans the kernel's modules once and selects the profile's subset
@@ -106,7 +126,11 @@ func (b *archBuild) buildInitramfs(ctx context.Context) error {
 	if err := set.AddTo(t, ""); err != nil {
 		return err
 	}
-	cfg, _ := json.MarshalIndent(map[string]any{"kernel": kver, "modules": normaliseModules(b.p.Kernel.InitramfsModules)}, "", "  ")
+	digest, err := initdDigest(initd)
+	if err != nil {
+		return err
+	}
+	cfg, _ := json.MarshalIndent(map[string]any{"kernel": kver, "modules": normaliseModules(b.p.Kernel.InitramfsModules), "initd": digest}, "", "  ")
 	if err := t.AddFile("etc/kiln/initramfs.json", 0o644, append(cfg, '\n')); err != nil {
 		return err
 	}

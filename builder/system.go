@@ -95,7 +95,11 @@ func (b *archBuild) systemTree(ctx context.Context) (*fstree.Tree, error) {
 	if err := t.Symlink("etc/os-release", "../usr/lib/os-release"); err != nil {
 		return nil, err
 	}
-	sys, _ := json.MarshalIndent(map[string]string{"profile": b.p.Name, "version": b.p.Version, "arch": b.arch.Name, "kernel": b.kver}, "", "  ")
+	digest, err := initdDigest(initd)
+	if err != nil {
+		return nil, err
+	}
+	sys, _ := json.MarshalIndent(map[string]string{"profile": b.p.Name, "version": b.p.Version, "arch": b.arch.Name, "kernel": b.kver, "initd": digest}, "", "  ")
 	if err := t.AddFile("etc/kiln/system.json", 0o644, append(sys, '\n')); err != nil {
 		return nil, err
 	}
