@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -32,7 +33,8 @@ const (
 	SysRoot       = "/sysroot"
 	MediumDir     = "/run/kiln/medium"
 	InitramfsJSON = "/etc/kiln/initramfs.json"
-	SystemImage   = "kiln/system.sqfs" // on the ISO
+	SystemJSON    = "/etc/kiln/system.json" // in the system image
+	SystemImage   = "kiln/system.sqfs"      // on the ISO
 	LogFile       = "/var/log/kiln/initd.log"
 	ServiceLogDir = "/var/log/kiln"
 	CgroupRoot    = "/sys/fs/cgroup/kiln"
@@ -43,6 +45,7 @@ const (
 	envDisk       = "KILN_DISK"
 	envState      = "KILN_STATE"
 	envStateIndex = "KILN_STATE_INDEX"
+	systemPATH    = "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
 )
 
 // Seeder applies the node's seed (datasource, cloud-config, network).
@@ -63,16 +66,21 @@ type Boot struct {
 	Reaper  *reaper.Reaper
 	Super   *supervisor.Supervisor
 
-	console  *stampedConsole // nil in tests
-	kver     string
-	modules  *kmod.Loader
-	medium   *medium.Medium
-	events   *uevent.Socket // nil when the kernel would not give us one
-	coldplug *coldplugger
-	listDone <-chan struct{} // closed when initramfs.json's modules are loaded
-	initRead chan error      // the system init's prefetch result
-	hostname string
-	addrs    []string
+	console   *stampedConsole // nil in tests
+	kver      string
+	modMu     sync.Mutex
+	modules   *kmod.Loader // nil until needed in the system stage (see loader)
+	sysModule string       // /sys/module unless a test says otherwise
+	medium    *medium.Medium
+	events    *uevent.Socket // nil when the kernel would not give us one
+	coldplug  *coldplugger
+	loading   []<-chan struct{} // background loads from the initramfs (see loadInBackground)
+	initd     string            // initramfs.json's digest of this binary
+	sameInit  bool              // the system image's /sbin/init is this binary: no exec
+	initRead  chan error        // the system init's prefetch result
+	oldRoot   *os.File          // the initramfs after switch_root, until freed
+	hostname  string
+	addrs     []string
 
 	actions   chan<- power.Action // the power actions PID 1 carries out
 	nodeState                     // machine config, phase results, node API
@@ -128,6 +136,12 @@ func (b *Boot) readCmdline(context.Context) error {
 type initramfsConfig struct {
 	Kernel  string   `json:"kernel"`
 	Modules []string `json:"modules"`
+	Initd   string   `json:"initd"` // sha256:HEX of /init
+}
+
+// systemConfig is the part of the system image's system.json initd reads.
+type systemConfig struct {
+	Initd string `json:"initd"` // sha256:HEX of /sbin/init
 }
 
 // kernelRelease is the running kernel's version (uname -r).
@@ -161,6 +175,7 @@ func (b *Boot) loadInitramfsModules(context.Context) error {
 	if err := json.Unmarshal(data, &cfg); err != nil {
 		return fmt.Errorf("%s: %w", InitramfsJSON, err)
 	}
+	b.initd = cfg.Initd
 	start := time.Now()
 	if err := b.openModules(); err != nil {
 		return err
@@ -174,31 +189,41 @@ func (b *Boot) loadInitramfsModules(context.Context) error {
 	if b.events, err = uevent.Open(); err != nil {
 		b.logf("%v; polling for devices instead", err)
 	}
-	start = time.Now()
-	b.listDone = inBackground(func() {
+	b.loadInBackground("", cfg.Modules)
+	return nil
+}
+
+// loadInBackground loads names in order at a lower priority (see
+// inBackground); switch-root waits for them (waitModules).
+func (b *Boot) loadInBackground(what string, names []string) {
+	start := time.Now()
+	b.loading = append(b.loading, inBackground(func() {
 		n := 0
-		for _, m := range cfg.Modules {
+		for _, m := range names {
 			if err := b.modules.Load(m); err != nil {
 				b.logf("module %s: %v", m, err) // not fatal: it may be built in or not needed here
 				continue
 			}
 			n++
 		}
-		b.logf("modules: %d of %d loaded in %s", n, len(cfg.Modules), Millis(time.Since(start)))
-	})
-	return nil
+		b.logf("modules: %d of %d%s loaded in %s", n, len(names), what, Millis(time.Since(start)))
+	}))
 }
 
-// waitModules waits for initramfs.json's modules.
+// waitModules waits for the background loads.
 func (b *Boot) waitModules() {
-	if b.listDone == nil {
-		return
+	start := time.Now()
+	waited := false
+	for _, done := range b.loading {
+		select {
+		case <-done:
+		default:
+			waited = true
+			<-done
+		}
 	}
-	select {
-	case <-b.listDone:
-	default:
-		start := time.Now()
-		<-b.listDone
+	b.loading = nil
+	if waited {
 		b.Log.Debugf("waited %s for the initramfs modules", Millis(time.Since(start)))
 	}
 }
@@ -236,6 +261,11 @@ func (b *Boot) findMedium(ctx context.Context) error {
 			b.medium = m
 			b.logf("boot medium: %s", m)
 			b.Log.Debugf("medium found at look %d", looks)
+			if m.Kind == medium.Disk && m.State != "" {
+				// STATE is ext4: load it from here while the system image
+				// is mounted, rather than from the squashfs after.
+				b.loadInBackground(" for STATE", fsModules["ext4"])
+			}
 			return nil
 		}
 		if !errors.Is(err, medium.ErrNotFound) {
@@ -298,21 +328,10 @@ func (b *Boot) waitForDevices(ctx context.Context, left time.Duration) error {
 	}
 }
 
-// systemModules are what mount-system needs for each kind of medium; the
-// rest of initramfs.json keeps loading in the background meanwhile.
-var systemModules = map[medium.Kind][]string{
-	medium.ISO:  {"isofs", "loop", "squashfs"},
-	medium.Disk: {"squashfs"},
-}
-
+// mountSystem mounts the medium's system image at SysRoot. The filesystem
+// modules load on demand (needFS), joining initramfs.json's background
+// load when it is under way.
 func (b *Boot) mountSystem(context.Context) error {
-	for _, m := range systemModules[b.medium.Kind] {
-		// Joins the background load if it is under way, loads now if not;
-		// a module built into the kernel or absent is the mount's problem.
-		if err := b.modules.Load(m); err != nil {
-			b.Log.Debugf("module %s: %v", m, err)
-		}
-	}
 	if err := os.MkdirAll(SysRoot, 0o755); err != nil {
 		return err
 	}
@@ -321,6 +340,9 @@ func (b *Boot) mountSystem(context.Context) error {
 	if b.medium.Kind == medium.ISO {
 		if err := mounts.Mount(b.medium.Device, MediumDir, "iso9660", ro, ""); err != nil {
 			return err
+		}
+		if err := b.modules.Load("loop"); err != nil {
+			b.Log.Debugf("module loop: %v", err) // built in, or Attach says what is wrong
 		}
 		lf, err := loop.Attach(filepath.Join(MediumDir, SystemImage), true)
 		if err != nil {
@@ -333,6 +355,10 @@ func (b *Boot) mountSystem(context.Context) error {
 		return err
 	}
 	b.logf("system image %s mounted at %s", src, SysRoot)
+	if b.sameInit = sameInit(b.initd, filepath.Join(SysRoot, SystemJSON)); b.sameInit {
+		b.Log.Debugf("the system image's /sbin/init is this initd (%s): no exec", b.initd)
+		return nil
+	}
 	// Read the next stage's init while switch-root runs (see prefetch).
 	b.initRead = make(chan error, 1)
 	go func() {
@@ -343,11 +369,27 @@ func (b *Boot) mountSystem(context.Context) error {
 	return nil
 }
 
+// sameInit reports whether the system image's system.json names the
+// initd digest of this binary (initramfs.json's), so the system stage can
+// run on in this process: exec'ing /sbin/init from the squashfs would read
+// and decompress 10 MB and start the Go runtime again.
+func sameInit(digest, systemJSON string) bool {
+	if digest == "" {
+		return false
+	}
+	data, err := os.ReadFile(systemJSON)
+	if err != nil {
+		return false
+	}
+	var c systemConfig
+	return json.Unmarshal(data, &c) == nil && c.Initd == digest
+}
+
 func (b *Boot) switchRoot(context.Context) error {
 	// Loads still running read their files from the initramfs, which
 	// switch_root deletes: let them finish.
 	if b.coldplug != nil {
-		nd, nl := b.coldplug.wait()
+		nd, nl := b.settle()
 		b.logf("coldplug: %d devices, %d modules loaded", nd, nl)
 		if d, err := kmod.Digest(b.modules.Dir); err == nil {
 			if err := writeColdplugState(coldplugState, d, b.coldplug.handled()); err != nil {
@@ -356,14 +398,68 @@ func (b *Boot) switchRoot(context.Context) error {
 		}
 	}
 	b.waitModules()
-	if b.events != nil {
+	b.modules = nil                     // its files go with the initramfs; the system stage opens the image's
+	if b.events != nil && !b.sameInit { // in-process, the system stage reads it on
 		b.events.Close()
 		b.events = nil
 	}
 	if err := mounts.MoveInto(SysRoot, "/dev", "/proc", "/sys", "/run"); err != nil {
 		return err
 	}
-	return mounts.SwitchRoot(SysRoot)
+	old, err := mounts.SwitchRoot(SysRoot)
+	if err != nil {
+		return err
+	}
+	if !b.sameInit {
+		mounts.FreeRoot(old) // the exec'd init could not reach it
+		return nil
+	}
+	b.oldRoot = old // Main frees it once the node is ready
+	return nil
+}
+
+// freeInitramfs deletes the initramfs's files in the background: nothing
+// reads them any more, and deleting 20 MB costs 0.1-0.5 s of CPU under
+// emulation, which the boot should not wait for.
+func (b *Boot) freeInitramfs() {
+	if b.oldRoot == nil {
+		return
+	}
+	old := b.oldRoot
+	b.oldRoot = nil
+	inBackground(func() {
+		start := time.Now()
+		mounts.FreeRoot(old)
+		b.Log.Debugf("initramfs freed in %s", Millis(time.Since(start)))
+	})
+}
+
+// settle waits for the coldplug loads and handles the devices announced
+// meanwhile (a driver that binds a bus adds the devices behind it: virtio
+// NICs and RNGs after virtio_pci), until a round adds none. The initramfs
+// has every module at hand; the system stage would open the image's index
+// for a latecomer.
+func (b *Boot) settle() (devices, loaded int) {
+	for {
+		devices, loaded = b.coldplug.wait()
+		if b.events == nil {
+			return devices, loaded
+		}
+		evs, err := b.events.Read(0)
+		n := 0
+		for _, e := range evs {
+			if e.Action == "add" && b.coldplug.add(e.Modalias) {
+				n++
+			}
+		}
+		if err != nil {
+			n += b.coldplug.scan()
+		}
+		if n == 0 {
+			return devices, loaded
+		}
+		b.Log.Debugf("coldplug: %d devices announced while loading", n)
+	}
 }
 
 // ExecSystem replaces the process with the system image's init, passing
@@ -372,7 +468,7 @@ func (b *Boot) ExecSystem() error {
 	env := []string{
 		envStage + "=system",
 		envKernel + "=" + strconv.FormatFloat(b.Kernel.Seconds(), 'f', 3, 64),
-		"PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+		systemPATH,
 	}
 	if m := b.medium; m != nil {
 		env = append(env, envMedium+"="+string(m.Kind))
@@ -396,54 +492,81 @@ func (b *Boot) ExecSystem() error {
 // image's module index differs from the initramfs's.
 func (b *Boot) coldplugSystem(context.Context) error {
 	start := time.Now()
-	aliases, err := kmod.DeviceModaliases("/sys")
-	if err != nil {
-		b.logf("coldplug: %v", err)
-	}
-	todo := aliases
 	digest, handled, err := readColdplugState(coldplugState)
 	os.Remove(coldplugState)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		b.logf("coldplug: %v", err)
 	}
+	sameIndex := false
 	if digest != "" {
-		if d, err := kmod.Digest(filepath.Join("/lib/modules", kernelRelease())); err == nil && d == digest {
-			todo = nil
-			for _, a := range aliases {
-				if !handled[a] {
-					todo = append(todo, a)
-				}
-			}
-		} else {
+		d, err := kmod.Digest(filepath.Join("/lib/modules", kernelRelease()))
+		if sameIndex = err == nil && d == digest; !sameIndex {
 			b.Log.Debugf("coldplug: module index differs from the initramfs's (%v); matching every device", err)
 		}
 	}
+	var aliases []string
+	if sameIndex && b.events != nil {
+		// Same process as the initramfs stage, its uevent socket still
+		// open: a device that appeared since its last look was announced
+		// there, so no sysfs scan (tens of milliseconds under emulation).
+		aliases, err = announced(b.events)
+		if err != nil {
+			b.logf("coldplug: %v; rescanning", err)
+			aliases, err = kmod.DeviceModaliases("/sys")
+		}
+	} else {
+		aliases, err = kmod.DeviceModaliases("/sys")
+	}
+	if err != nil {
+		b.logf("coldplug: %v", err)
+	}
+	if b.events != nil {
+		b.events.Close()
+		b.events = nil
+	}
+	todo := aliases
+	if sameIndex {
+		todo = nil
+		for _, a := range aliases {
+			if !handled[a] {
+				todo = append(todo, a)
+			}
+		}
+	}
 	if len(todo) == 0 {
-		b.logf("coldplug: %d devices, none new since the initramfs (%s)", len(aliases), Millis(time.Since(start)))
+		b.logf("coldplug: no new devices since the initramfs (%s)", Millis(time.Since(start)))
 		return nil
 	}
-	if err := b.openModules(); err != nil {
+	l, err := b.loader()
+	if err != nil {
 		b.logf("modules: %v (continuing with what is loaded)", err)
 		return nil
 	}
-	// What the initramfs loaded is in /proc/modules: inserting it again
-	// would make the kernel read and verify each file only to say EEXIST.
-	if f, err := os.Open("/proc/modules"); err == nil {
-		names, err := kmod.ReadProcModules(f)
-		f.Close()
-		if err != nil {
-			b.logf("modules: %v", err)
-		}
-		b.modules.MarkLoaded(names)
-	}
-	nd, nl := b.modules.Coldplug(todo, map[string]bool{}, coldplugWorkers)
+	nd, nl := l.Coldplug(todo, map[string]bool{}, coldplugWorkers)
 	b.logf("coldplug: %d devices (%d to match), %d modules loaded", len(aliases), nd, nl)
 	return nil
 }
 
+// announced returns the modaliases of the devices added since s was last
+// read, without waiting.
+func announced(s *uevent.Socket) ([]string, error) {
+	evs, err := s.Read(0)
+	var out []string
+	for _, e := range evs {
+		if e.Action == "add" && e.Modalias != "" {
+			out = append(out, e.Modalias)
+		}
+	}
+	return out, err
+}
+
 func (b *Boot) prepareState(context.Context) error {
 	o := state.Options{Log: b.logf}
-	if os.Getenv(envMedium) == string(medium.Disk) && os.Getenv(envState) != "" {
+	if m := b.medium; m != nil { // the initramfs stage ran in this process
+		if m.Kind == medium.Disk && m.State != "" {
+			o.Disk, o.Partition, o.Index = m.Device, m.State, m.StateIndex
+		}
+	} else if os.Getenv(envMedium) == string(medium.Disk) && os.Getenv(envState) != "" {
 		o.Disk, o.Partition = os.Getenv(envDisk), os.Getenv(envState)
 		o.Index, _ = strconv.Atoi(os.Getenv(envStateIndex))
 	}

@@ -20,7 +20,11 @@ const coldplugWorkers = 8
 
 // coldplugger loads drivers for devices as they are found (a sysfs scan or
 // a uevent), without waiting for the loads: the caller keeps looking for
-// the boot medium meanwhile.
+// the boot medium meanwhile. Drivers on the way to the medium (storage)
+// load at normal priority; the others (network, RNG, input, CPU features)
+// at a lower one, with their own workers, so they use the CPU the storage
+// chain leaves idle instead of taking turns with it: under emulation each
+// insertion costs tens of milliseconds of CPU and a VM has few CPUs.
 type coldplugger struct {
 	loader *kmod.Loader
 	sys    string // /sys
@@ -31,25 +35,26 @@ type coldplugger struct {
 	devices int
 	loaded  int
 	wg      sync.WaitGroup
-	sem     chan struct{}
+	sem     chan struct{} // storage drivers
+	lowSem  chan struct{} // the rest
 }
 
 func newColdplugger(l *kmod.Loader, sys string, logf func(string, ...any)) *coldplugger {
-	return &coldplugger{loader: l, sys: sys, logf: logf, done: map[string]bool{}, sem: make(chan struct{}, coldplugWorkers)}
+	return &coldplugger{loader: l, sys: sys, logf: logf, done: map[string]bool{},
+		sem: make(chan struct{}, coldplugWorkers), lowSem: make(chan struct{}, coldplugWorkers)}
 }
 
-// scan enumerates sysfs and starts loads for devices not seen yet. It
-// returns how many devices were new.
+// scan enumerates sysfs and starts loads for devices not seen yet as it
+// finds them. It returns how many devices were new.
 func (c *coldplugger) scan() int {
-	aliases, err := kmod.DeviceModaliases(c.sys)
-	if err != nil {
-		c.logf("coldplug: %v", err)
-	}
 	n := 0
-	for _, a := range aliases {
+	err := kmod.EachDeviceModalias(c.sys, func(a string) {
 		if c.add(a) {
 			n++
 		}
+	})
+	if err != nil {
+		c.logf("coldplug: %v", err)
 	}
 	return n
 }
@@ -65,10 +70,17 @@ func (c *coldplugger) add(modalias string) bool {
 	c.devices++
 	c.mu.Unlock()
 	c.wg.Add(1)
+	sem := c.sem
+	if !mayHoldMedium(modalias) {
+		sem = c.lowSem
+	}
 	go func() {
 		defer c.wg.Done()
-		c.sem <- struct{}{}
-		defer func() { <-c.sem }()
+		if sem == c.lowSem {
+			lowerPriority()
+		}
+		sem <- struct{}{}
+		defer func() { <-sem }()
 		n, err := c.loader.LoadAlias(modalias)
 		if err != nil {
 			c.logf("coldplug %s: %v", modalias, err)
@@ -88,21 +100,54 @@ func (c *coldplugger) wait() (devices, loaded int) {
 	return c.devices, c.loaded
 }
 
+// mayHoldMedium reports whether a device's driver may be on the way to the
+// boot medium: mass-storage and USB controllers (PCI class 01, 0c03), virtio
+// block and SCSI, SCSI devices, USB mass storage, and whatever bus it cannot
+// tell (platform, vmbus, ...). NICs, RNGs, input, ACPI (but VMBus) and DMI
+// devices and CPU features are not.
+func mayHoldMedium(modalias string) bool {
+	bus, rest, _ := strings.Cut(modalias, ":")
+	switch bus {
+	case "pci": // pci:v...d...sv...sd...bcCCscSSiII
+		i := strings.LastIndex(rest, "bc")
+		if i < 0 || len(rest) < i+8 {
+			return true
+		}
+		class, sub := rest[i+2:i+4], rest[i+6:i+8]
+		return class == "01" || class == "0C" && sub == "03"
+	case "virtio": // virtio:dNNNNNNNNvNNNNNNNN
+		return strings.HasPrefix(rest, "d00000002v") || strings.HasPrefix(rest, "d00000008v")
+	case "usb": // usb:v...p...d...dc..dsc..dp..icIIisc..ip..in..
+		i := strings.Index(rest, "ic")
+		return i < 0 || strings.HasPrefix(rest[i:], "ic08") || strings.HasPrefix(rest[i:], "ic09") // mass storage, hub
+	case "acpi": // Hyper-V's VMBus carries its disks
+		return strings.HasPrefix(strings.ToUpper(rest), "VMBUS")
+	case "cpu", "input", "dmi", "serio", "hid":
+		return false
+	}
+	return true
+}
+
 // inBackground runs f on its own OS thread at a lower CPU priority, so
-// work that is not on the path to the boot medium (loading ext4, overlay,
-// ...) fills the time the kernel spends waiting for hardware instead of
+// work that is not on the path to the boot medium (loading overlay, ...)
+// fills the time the kernel spends waiting for hardware instead of
 // competing with the drivers the medium needs. done is closed after f.
 func inBackground(f func()) (done <-chan struct{}) {
 	ch := make(chan struct{})
 	go func() {
 		defer close(ch)
-		// The thread dies with the goroutine (no UnlockOSThread), so its
-		// niceness never leaks to other goroutines.
-		runtime.LockOSThread()
-		unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 10)
+		lowerPriority()
 		f()
 	}()
 	return ch
+}
+
+// lowerPriority moves the calling goroutine to its own OS thread at nice
+// 10. The thread dies with the goroutine (no UnlockOSThread), so its
+// niceness never leaks to other goroutines.
+func lowerPriority() {
+	runtime.LockOSThread()
+	unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 10)
 }
 
 // coldplugState carries what the initramfs stage handled over the exec:

@@ -3,8 +3,10 @@ package initd
 import (
 	"context"
 	"os"
+	"strings"
 
 	"github.com/kilnproject/kiln/initd/bootlog"
+	"github.com/kilnproject/kiln/initd/mounts"
 	"github.com/kilnproject/kiln/initd/power"
 	"github.com/kilnproject/kiln/initd/reaper"
 	"golang.org/x/sys/unix"
@@ -23,6 +25,7 @@ func Main() int {
 	}
 	b := &Boot{Log: log, Kernel: kernel, Reaper: reaper.New(), console: console}
 	b.Reaper.Log = log.Debugf
+	mounts.NeedFS = b.needFS
 
 	ctx := context.Background()
 	actions := make(chan power.Action, 4)
@@ -40,16 +43,24 @@ func Main() int {
 		if err := RunPhases(ctx, log, b.InitramfsPhases()); err != nil {
 			return fatal(b, actions, err)
 		}
-		err := b.ExecSystem()
-		return fatal(b, actions, err)
+		if !b.sameInit {
+			err := b.ExecSystem()
+			return fatal(b, actions, err)
+		}
+		// The system image's init is this binary: run on as it, which is
+		// what exec would give, minus reading it and a new Go runtime.
+		os.Setenv(envStage, "system")
+		os.Setenv("PATH", strings.TrimPrefix(systemPATH, "PATH="))
+		log.Printf("initd continuing (system) at %.2fs, no exec: /sbin/init is this binary", uptime().Seconds())
+	} else {
+		log.Printf("initd starting (system) at %.2fs", uptime().Seconds())
 	}
-
-	log.Printf("initd starting (system) at %.2fs", uptime().Seconds())
 	if err := RunPhases(ctx, log, b.recorded(b.SystemPhases())); err != nil {
 		return fatal(b, actions, err)
 	}
 	power.StartButtons(ctx, "/sys/class/input", "/dev/input", log.Printf, actions) // open before "ready"
 	b.Ready()
+	b.freeInitramfs()
 	return serve(b, actions)
 }
 

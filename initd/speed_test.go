@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/kilnproject/kiln/initd/bootlog"
 	"github.com/kilnproject/kiln/initd/kmod"
 	"golang.org/x/sys/unix"
 )
@@ -179,5 +181,100 @@ func TestParseCPUStat(t *testing.T) {
 	}
 	if _, _, err := ParseCPUStat(string(data)); err != nil {
 		t.Errorf("real /proc/stat: %v", err)
+	}
+}
+
+// Storage drivers load first; modaliases as QEMU's q35 and virt machines
+// and Hyper-V show them.
+func TestMayHoldMedium(t *testing.T) {
+	for _, c := range []struct {
+		modalias string
+		want     bool
+	}{
+		{"pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01", true},  // ICH9 AHCI
+		{"pci:v00001AF4d00001004sv00001AF4sd00000008bc01sc00i00", true},  // virtio-scsi
+		{"pci:v00001B36d0000000Dsv00001AF4sd00001100bc0Csc03i30", true},  // xhci
+		{"pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00", false}, // virtio-net
+		{"pci:v00001AF4d00001005sv00001AF4sd00000004bc00scFFi00", false}, // virtio-rng
+		{"pci:v00008086d00002918sv00001AF4sd00001100bc06sc01i00", false}, // ISA bridge
+		{"pci:broken", true},
+		{"virtio:d00000002v00001AF4", true},
+		{"virtio:d00000008v00001AF4", true},
+		{"virtio:d00000001v00001AF4", false},
+		{"scsi:t-0x05", true},
+		{"usb:v46F4p0001d0000dc00dsc00dp00ic08isc06ip50in00", true},
+		{"usb:v0627p0001d0000dc00dsc00dp00ic03isc00ip00in00", false}, // tablet
+		{"acpi:LNXPWRBN:", false},
+		{"acpi:VMBUS:", true},
+		{"cpu:type:x86,ven0000fam0006mod003F:feature:,0000,0001", false},
+		{"input:b0019v0000p0001e0000-e0,1,k74,ramlsfw", false},
+		{"dmi:bvnSeaBIOS:", false},
+		{"platform:9030000.pl011", true},
+		{"of:NvirtioT(null)Cvirtio,mmio", true},
+	} {
+		if got := mayHoldMedium(c.modalias); got != c.want {
+			t.Errorf("mayHoldMedium(%q) = %v, want %v", c.modalias, got, c.want)
+		}
+	}
+}
+
+// The system stage runs on in the initramfs's process only when the
+// system image's system.json names this binary's digest.
+func TestSameInit(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(s), 0o644)
+		return p
+	}
+	const d = "sha256:5f2b"
+	same := write("same.json", `{"arch": "amd64", "initd": "sha256:5f2b"}`)
+	other := write("other.json", `{"initd": "sha256:0000"}`)
+	old := write("old.json", `{"profile": "minimal"}`) // built before system.json carried it
+	bad := write("bad.json", `{"initd": `)
+	for _, c := range []struct {
+		digest, path string
+		want         bool
+	}{
+		{d, same, true},
+		{d, other, false},
+		{d, old, false},
+		{d, bad, false},
+		{d, filepath.Join(dir, "missing.json"), false},
+		{"", old, false}, // an initramfs without the digest always execs
+	} {
+		if got := sameInit(c.digest, c.path); got != c.want {
+			t.Errorf("sameInit(%q, %s) = %v, want %v", c.digest, filepath.Base(c.path), got, c.want)
+		}
+	}
+}
+
+// A mount loads what its filesystem needs and is not loaded yet (a
+// module with a /sys/module entry is), dependencies first; types kiln
+// does not know need nothing.
+func TestNeedFS(t *testing.T) {
+	l, err := kmod.Open("kmod/testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inserted []string
+	l.Insert = func(p string) error { inserted = append(inserted, kmod.Name(p)); return nil }
+	sysModule := t.TempDir()
+	os.Mkdir(filepath.Join(sysModule, "crc32c_generic"), 0o755) // already in the kernel
+	var console bytes.Buffer
+	b := &Boot{modules: l, sysModule: sysModule, Log: bootlog.New(&console)}
+	b.needFS("ext4")
+	want := []string{"jbd2", "mbcache", "crc16", "ext4"} // modules.dep order, reversed
+	if strings.Join(inserted, " ") != strings.Join(want, " ") {
+		t.Errorf("ext4 inserted %v, want %v", inserted, want)
+	}
+	inserted = nil
+	b.needFS("tmpfs")
+	b.needFS("proc")
+	if len(inserted) != 0 {
+		t.Errorf("built-in filesystems inserted %v", inserted)
+	}
+	if console.Len() != 0 {
+		t.Errorf("logged %q", console.String())
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/kilnproject/kiln/initd/blockdev"
+	"github.com/kilnproject/kiln/initd/mounts"
 	"golang.org/x/sys/unix"
 )
 
@@ -76,8 +77,8 @@ func (s SysVolumes) Mount(v Volume) (string, func(), error) {
 		return "", nil, err
 	}
 	flags := uintptr(unix.MS_RDONLY | unix.MS_NOSUID | unix.MS_NODEV | unix.MS_NOEXEC)
-	if err := unix.Mount(v.Device, dir, v.FSType, flags, ""); err != nil {
-		return "", nil, fmt.Errorf("mount %s (%s) read-only: %w", v.Device, v.FSType, err)
+	if err := mounts.Mount(v.Device, dir, v.FSType, flags, ""); err != nil {
+		return "", nil, err
 	}
 	return dir, func() { unix.Unmount(dir, unix.MNT_DETACH); os.Remove(dir) }, nil
 }

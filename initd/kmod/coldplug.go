@@ -40,31 +40,44 @@ func Modaliases(root string) ([]string, error) {
 }
 
 // DeviceModaliases returns the modalias of every device in a sysfs mount
-// (normally /sys), sorted and without duplicates. Only bus devices
+// (normally /sys), sorted and without duplicates (see EachDeviceModalias).
+func DeviceModaliases(sys string) ([]string, error) {
+	seen := map[string]bool{}
+	err := EachDeviceModalias(sys, func(a string) { seen[a] = true })
+	if err != nil {
+		return nil, err
+	}
+	return sorted(seen), nil
+}
+
+// EachDeviceModalias calls f with the modalias of every device in a sysfs
+// mount as it reads them, PCI first: that is where the storage controllers
+// are, so a caller loading drivers can start on them while the rest is
+// read. f may see a modalias more than once. Only bus devices
 // (/sys/bus/*/devices/*), a few classes (input, dmi) and subsystem roots
 // (/sys/devices/system/*, e.g. cpu with its feature list) carry one, so it
 // reads those instead of the whole /sys/devices tree: thousands of
 // directories, seconds under emulation.
-func DeviceModaliases(sys string) ([]string, error) {
-	seen := map[string]bool{}
+func EachDeviceModalias(sys string, f func(string)) error {
 	buses, err := sysfs.ReadDirNames(filepath.Join(sys, "bus"))
 	if err != nil {
-		return nil, err
+		return err
 	}
+	sort.SliceStable(buses, func(i, j int) bool { return buses[i] == "pci" && buses[j] != "pci" })
 	for _, b := range buses {
 		if noModalias[b] {
 			continue
 		}
-		devicesIn(filepath.Join(sys, "bus", b, "devices"), seen)
+		devicesIn(filepath.Join(sys, "bus", b, "devices"), f)
 	}
 	for _, c := range modaliasClasses {
-		devicesIn(filepath.Join(sys, "class", c), seen)
+		devicesIn(filepath.Join(sys, "class", c), f)
 	}
 	roots, _ := sysfs.ReadDirNames(filepath.Join(sys, "devices", "system"))
 	for _, r := range roots {
-		readModalias(filepath.Join(sys, "devices", "system", r, "modalias"), seen)
+		readModalias(filepath.Join(sys, "devices", "system", r, "modalias"), f)
 	}
-	return sorted(seen), nil
+	return nil
 }
 
 // noModalias are buses whose devices never have a modalias (their uevents
@@ -79,16 +92,16 @@ var noModalias = map[string]bool{
 var modaliasClasses = []string{"dmi", "input"}
 
 // devicesIn reads the modalias of every device linked from dir.
-func devicesIn(dir string, seen map[string]bool) {
+func devicesIn(dir string, f func(string)) {
 	devs, _ := sysfs.ReadDirNames(dir) // a bus may vanish or have no devices yet
 	for _, d := range devs {
-		readModalias(filepath.Join(dir, d, "modalias"), seen)
+		readModalias(filepath.Join(dir, d, "modalias"), f)
 	}
 }
 
-func readModalias(p string, seen map[string]bool) {
+func readModalias(p string, f func(string)) {
 	if s, err := sysfs.ReadAttr(p); err == nil && s != "" {
-		seen[s] = true
+		f(s)
 	}
 }
 

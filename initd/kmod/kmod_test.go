@@ -313,6 +313,14 @@ func TestDeviceModaliasesFake(t *testing.T) {
 	if _, err := DeviceModaliases(filepath.Join(sys, "nosuch")); err == nil {
 		t.Error("missing sysfs accepted")
 	}
+	// The streaming form gives PCI devices first (acpi sorts before pci).
+	var order []string
+	if err := EachDeviceModalias(sys, func(a string) { order = append(order, a) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(order) == 0 || !strings.HasPrefix(order[0], "pci:") {
+		t.Errorf("EachDeviceModalias order %q: want the PCI device first", order)
+	}
 }
 
 // On the machine running the tests the real sysfs is the oracle: every

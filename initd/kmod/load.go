@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -183,10 +184,11 @@ func (l *Loader) insertOnce(m string) (bool, error) {
 	if insert == nil {
 		insert = finit
 	}
+	start := time.Now()
 	if err := insert(p); err != nil {
 		st.err = fmt.Errorf("load module %s (%s): %w", m, p, err)
 	} else {
-		l.logf("module %s loaded", m)
+		l.logf("module %s loaded in %dms", m, time.Since(start).Milliseconds())
 	}
 	close(st.done)
 	return st.err == nil, st.err

@@ -11,10 +11,19 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// NeedFS, when set, is called by Mount with the filesystem type before
+// mounting, so the modules behind it can be loaded first: on a kiln node
+// the kernel's own request_module() has no modprobe to call, and loading
+// every filesystem up front costs seconds of CPU under emulation.
+var NeedFS func(fstype string)
+
 // Mount mounts and names everything in its error.
 func Mount(source, target, fstype string, flags uintptr, data string) error {
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return fmt.Errorf("mount %s on %s: %w", fstype, target, err)
+	}
+	if NeedFS != nil {
+		NeedFS(fstype)
 	}
 	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
 		return fmt.Errorf("mount %s (%s) on %s: %w", source, fstype, target, err)
@@ -79,54 +88,78 @@ func MoveInto(newRoot string, dirs ...string) error {
 	return nil
 }
 
-// SwitchRoot makes newRoot the root filesystem: it frees the initramfs
-// (deleting its files, staying on the root device), moves newRoot onto /,
-// chroots and changes directory to the new /. The caller then execs init.
-func SwitchRoot(newRoot string) error {
+// SwitchRoot makes newRoot the root filesystem: it moves newRoot onto /,
+// chroots and changes directory to the new /. It returns the old root (the
+// initramfs, a rootfs that cannot be unmounted) as an open directory: its
+// files pin RAM until FreeRoot deletes them, which the caller may do in the
+// background, or must do before exec.
+func SwitchRoot(newRoot string) (*os.File, error) {
 	var rootSt, newSt unix.Stat_t
 	if err := unix.Stat("/", &rootSt); err != nil {
-		return fmt.Errorf("switch_root: stat /: %w", err)
+		return nil, fmt.Errorf("switch_root: stat /: %w", err)
 	}
 	if err := unix.Stat(newRoot, &newSt); err != nil {
-		return fmt.Errorf("switch_root: stat %s: %w", newRoot, err)
+		return nil, fmt.Errorf("switch_root: stat %s: %w", newRoot, err)
 	}
 	if rootSt.Dev == newSt.Dev {
-		return fmt.Errorf("switch_root: %s is not a mount point", newRoot)
+		return nil, fmt.Errorf("switch_root: %s is not a mount point", newRoot)
+	}
+	old, err := os.Open("/")
+	if err != nil {
+		return nil, fmt.Errorf("switch_root: %w", err)
 	}
 	if err := os.Chdir(newRoot); err != nil {
-		return fmt.Errorf("switch_root: %w", err)
+		old.Close()
+		return nil, fmt.Errorf("switch_root: %w", err)
 	}
-	// The initramfs is a rootfs (ramfs/tmpfs) that cannot be unmounted; its
-	// files would pin RAM forever, so delete them.
-	removeOnDevice("/", rootSt.Dev)
 	if err := unix.Mount(".", "/", "", unix.MS_MOVE, ""); err != nil {
-		return fmt.Errorf("switch_root: move %s to /: %w", newRoot, err)
+		old.Close()
+		return nil, fmt.Errorf("switch_root: move %s to /: %w", newRoot, err)
 	}
 	if err := unix.Chroot("."); err != nil {
-		return fmt.Errorf("switch_root: chroot: %w", err)
+		old.Close()
+		return nil, fmt.Errorf("switch_root: chroot: %w", err)
 	}
 	if err := unix.Chdir("/"); err != nil {
-		return fmt.Errorf("switch_root: chdir /: %w", err)
+		old.Close()
+		return nil, fmt.Errorf("switch_root: chdir /: %w", err)
 	}
-	return nil
+	return old, nil
 }
 
-// removeOnDevice deletes dir's contents that live on device dev, without
-// descending into other mounts.
-func removeOnDevice(dir string, dev uint64) {
-	ents, err := os.ReadDir(dir)
+// FreeRoot deletes what SwitchRoot's old root holds on its own device,
+// without descending into other mounts, and closes it.
+func FreeRoot(old *os.File) {
+	var st unix.Stat_t
+	if unix.Fstat(int(old.Fd()), &st) == nil {
+		removeAt(old, st.Dev)
+	}
+	old.Close()
+}
+
+// removeAt deletes dir's contents that live on device dev, without
+// descending into other mounts. It works on open directories because the
+// old root is out of reach by path once the new one is mounted over it.
+func removeAt(dir *os.File, dev uint64) {
+	names, err := dir.Readdirnames(-1)
 	if err != nil {
 		return
 	}
-	for _, e := range ents {
-		p := filepath.Join(dir, e.Name())
+	fd := int(dir.Fd())
+	for _, name := range names {
 		var st unix.Stat_t
-		if unix.Lstat(p, &st) != nil || st.Dev != dev {
+		if unix.Fstatat(fd, name, &st, unix.AT_SYMLINK_NOFOLLOW) != nil || st.Dev != dev {
 			continue
 		}
-		if e.IsDir() {
-			removeOnDevice(p, dev)
+		if st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			unix.Unlinkat(fd, name, 0)
+			continue
 		}
-		os.Remove(p)
+		if sub, err := unix.Openat(fd, name, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0); err == nil {
+			f := os.NewFile(uintptr(sub), name)
+			removeAt(f, dev)
+			f.Close()
+		}
+		unix.Unlinkat(fd, name, unix.AT_REMOVEDIR)
 	}
 }

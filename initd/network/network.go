@@ -148,7 +148,7 @@ func (n *Network) dhcpAll(ctx, rctx context.Context, o Options) error {
 	for {
 		up = up[:0]
 		for _, l := range links {
-			if fresh, err := n.h.LinkByIndex(l.Attrs().Index); err == nil && fresh.Attrs().OperState == netlink.OperUp {
+			if fresh, err := n.h.LinkByIndex(l.Attrs().Index); err == nil && hasCarrier(fresh.Attrs()) {
 				up = append(up, fresh)
 			}
 		}
@@ -161,6 +161,15 @@ func (n *Network) dhcpAll(ctx, rctx context.Context, o Options) error {
 		return fmt.Errorf("network: no NIC has carrier after %v", o.CarrierWait)
 	}
 	return n.dhcp(ctx, rctx, up, o, 0)
+}
+
+// hasCarrier reports whether an up link has carrier. IFF_LOWER_UP is the
+// driver's carrier as it is now; the operational state follows it through
+// the kernel's link watch, which handles a NIC's events at most once a
+// second: a NIC probed less than a second before it is brought up stays
+// "down" for the rest of that second, with its carrier on.
+func hasCarrier(a *netlink.LinkAttrs) bool {
+	return a.OperState == netlink.OperUp || a.RawFlags&unix.IFF_LOWER_UP != 0
 }
 
 // dhcp runs DHCP on links in parallel; sockets are opened here, on the
