@@ -88,11 +88,17 @@ func Build(ctx context.Context, opts Options) ([]Output, error) {
 				return nil, fmt.Errorf("%s: no h1 digest for %s %s", filepath.Join(dir, "go.sum"), bin.Module, mod.requires[bin.Module])
 			}
 		}
+		stampSum := s.sum
+		if bin.StampSumOf != "" {
+			if stampSum = sumOf(gosum, bin.StampSumOf, mod.requires[bin.StampSumOf]); stampSum == "" {
+				return nil, fmt.Errorf("%s: no h1 digest for %s %s", filepath.Join(dir, "go.sum"), bin.StampSumOf, mod.requires[bin.StampSumOf])
+			}
+		}
 		for _, st := range bin.Stamps {
-			if strings.Contains(st, "{sum}") && s.sum == "" {
+			if strings.Contains(st, "{sum}") && stampSum == "" {
 				return nil, fmt.Errorf("components: %s: stamp %q needs a module digest, but %s is the main module", bin.Name, st, bin.Module)
 			}
-			s.stamps = append(s.stamps, strings.ReplaceAll(st, "{sum}", s.sum))
+			s.stamps = append(s.stamps, strings.ReplaceAll(st, "{sum}", stampSum))
 		}
 		if dirHashes[dir] == "" {
 			if dirHashes[dir], err = hashTree(dir); err != nil {

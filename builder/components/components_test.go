@@ -36,8 +36,8 @@ func TestTableValid(t *testing.T) {
 			if b.Module != mod.module && sumOf(gosum, b.Module, c.Version) == "" {
 				t.Errorf("%s/go.sum: no digest of %s %s", dir, b.Module, c.Version)
 			}
-			if b.Module == mod.module && b.Module != PauseModule {
-				t.Errorf("%s: only pause is our own module, %s is not", c.Name, b.Module)
+			if b.Module == mod.module && b.Module != PauseModule && b.Module != BootstrapModule {
+				t.Errorf("%s: only pause and bootstrap are our own modules, %s is not", c.Name, b.Module)
 			}
 			for _, st := range b.Stamps {
 				if !stampRE.MatchString(st) {
@@ -57,7 +57,7 @@ func TestTableValid(t *testing.T) {
 	}
 	for _, want := range []string{"kubelet", "kubectl", "kubeadm", "kube-apiserver", "kube-controller-manager",
 		"kube-scheduler", "kube-proxy", "etcd", "etcdctl", "containerd", "containerd-shim-runc-v2", "runc",
-		"bridge", "host-local", "loopback", "portmap", "coredns", "crictl", "metrics-server", "pause"} {
+		"bridge", "host-local", "loopback", "portmap", "coredns", "crictl", "metrics-server", "pause", "ctr", "kiln-bootstrap"} {
 		if !names[want] {
 			t.Errorf("table has no %s", want)
 		}
@@ -197,8 +197,8 @@ func TestSelect(t *testing.T) {
 		}
 	}
 	all, _ := selectBinaries(nil)
-	if len(all) != 20 {
-		t.Errorf("all: %d binaries, want 20", len(all))
+	if len(all) != 22 {
+		t.Errorf("all: %d binaries, want 22", len(all))
 	}
 }
 

@@ -18,8 +18,11 @@ type Binary struct {
 	// replaced by the go.sum digest (h1:...) of Module: the module proxy
 	// serves no commit hash, and this digest names the exact source tree.
 	Stamps []string
-	Tags   []string // build tags
-	CGO    bool     // cgo with a static C toolchain (static-pie); off otherwise
+	// StampSumOf names another required module whose digest {sum} stands
+	// for (our own modules have none: kiln-bootstrap stamps Kubernetes').
+	StampSumOf string
+	Tags       []string // build tags
+	CGO        bool     // cgo with a static C toolchain (static-pie); off otherwise
 	// CLibs are static C libraries (lib<name>.a) linked in; their files are
 	// part of the cache key. Only with CGO.
 	CLibs []string
@@ -85,6 +88,10 @@ var Table = []Component{
 		{Name: "containerd-shim-runc-v2", Module: "github.com/containerd/containerd/v2",
 			Package: "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2", Stamps: containerdStamps,
 			Tags: []string{"urfave_cli_no_docs", "osusergo", "netgo", "static_build", "no_grpc"}},
+		// ctr imports the baked OCI layout into containerd at boot (no registry).
+		{Name: "ctr", Module: "github.com/containerd/containerd/v2",
+			Package: "github.com/containerd/containerd/v2/cmd/ctr", Stamps: containerdStamps,
+			Tags: []string{"urfave_cli_no_docs", "osusergo", "netgo", "static_build"}},
 	}},
 	// runc embeds its version from the VERSION file (go:embed), so main.version
 	// cannot be set with -X; the commit slot carries the module digest. The
@@ -118,11 +125,21 @@ var Table = []Component{
 				"k8s.io/client-go/pkg/version.buildDate=2026-07-13T09:28:19Z",
 			}},
 	}},
+	// kiln-bootstrap is our own code (components/bootstrap): kubeadm's
+	// packages run in-process to form the cluster. It carries Kubernetes'
+	// version stamps, as kubeadm picks image tags and checks skew by them.
+	{Name: "bootstrap", Version: "v0.1.0", Binaries: []Binary{
+		{Name: "kiln-bootstrap", Module: BootstrapModule, Package: BootstrapModule,
+			Stamps: append([]string{"main.version=v0.1.0"}, kubeStamps...), StampSumOf: "k8s.io/kubernetes"},
+	}},
 	// pause is our own code (components/pause), not an upstream module.
 	{Name: "pause", Version: "v1.0.0", Binaries: []Binary{
 		{Name: "pause", Module: PauseModule, Package: PauseModule, Stamps: []string{"main.version=v1.0.0"}},
 	}},
 }
 
-// PauseModule is the module path of our pause binary.
-const PauseModule = "github.com/kilnproject/kiln/components/pause"
+// Our own modules under components/.
+const (
+	PauseModule     = "github.com/kilnproject/kiln/components/pause"     // the pod sandbox process
+	BootstrapModule = "github.com/kilnproject/kiln/components/bootstrap" // kiln-bootstrap
+)

@@ -1,0 +1,196 @@
+// Command kiln-bootstrap forms the cluster on a kiln node with kubeadm's own
+// code, in this process: initd writes the kubeadm configuration from the
+// machine config and runs this once, as a one-shot service, after the
+// network and containerd are up. It is not linked into initd, which lives in
+// the initramfs, where every megabyte is boot time.
+//
+//	kiln-bootstrap init --config FILE [--result FILE] [--ready-timeout 30m]
+//	kiln-bootstrap ready --kubeconfig FILE --node NAME [--result FILE] [--ready-timeout 30m]
+//	kiln-bootstrap version
+//
+// init checks the configuration with kubeadm's loader (defaulting and
+// validation, before anything on the node changes), runs `kubeadm init`'s
+// phase workflow through kubeadm's command tree, then waits until the node
+// is Ready. ready only waits (later boots, where nothing is initialised
+// again). Both write their timings as JSON to --result for initd's console
+// line.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	kubeadmcmd "k8s.io/kubernetes/cmd/kubeadm/app/cmd"
+	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
+	configutil "k8s.io/kubernetes/cmd/kubeadm/app/util/config"
+)
+
+// version is stamped by the build (-X main.version=...).
+var version = "dev"
+
+// Result is what --result receives.
+type Result struct {
+	Node           string  `json:"node"`
+	Kubernetes     string  `json:"kubernetes,omitempty"`
+	KubeadmSeconds float64 `json:"kubeadmSeconds,omitempty"` // kubeadm init, all phases
+	ReadySeconds   float64 `json:"readySeconds"`             // from then until the node is Ready
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	var err error
+	switch os.Args[1] {
+	case "init":
+		err = runInit(os.Args[2:])
+	case "ready":
+		err = runReady(os.Args[2:])
+	case "version", "-v", "--version":
+		fmt.Println("kiln-bootstrap", version)
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "kiln-bootstrap %s: %v\n", os.Args[1], err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: kiln-bootstrap init --config FILE [--result FILE] [--ready-timeout D]\n"+
+		"       kiln-bootstrap ready --kubeconfig FILE --node NAME [--result FILE] [--ready-timeout D]\n"+
+		"       kiln-bootstrap version")
+	os.Exit(2)
+}
+
+func runInit(args []string) error {
+	fs := flag.NewFlagSet("init", flag.ContinueOnError)
+	config := fs.String("config", "", "kubeadm configuration (InitConfiguration, ClusterConfiguration, component configs)")
+	result := fs.String("result", "", "write the timings here (JSON)")
+	timeout := fs.Duration("ready-timeout", 30*time.Minute, "how long to wait for the node to be Ready after kubeadm init")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *config == "" {
+		return errors.New("--config is required")
+	}
+	// kubeadm's own loader: unknown fields, bad values and version skew are
+	// reported here, before any phase touches the node.
+	cfg, err := configutil.LoadInitConfigurationFromFile(*config, configutil.LoadOrDefaultConfigurationOptions{SkipCRIDetect: true})
+	if err != nil {
+		return fmt.Errorf("%s: %w", *config, err)
+	}
+	node := cfg.NodeRegistration.Name
+	fmt.Printf("kiln-bootstrap %s: kubeadm init of node %s, Kubernetes %s, endpoint %s\n",
+		version, node, cfg.KubernetesVersion, cfg.ControlPlaneEndpoint)
+
+	start := time.Now()
+	cmd := kubeadmcmd.NewKubeadmCommand(os.Stdin, os.Stdout, os.Stderr)
+	// The token and the certificate key are the machine config's secrets:
+	// kubeadm would print them (and the join commands) into this log.
+	cmd.SetArgs([]string{"init", "--config", *config, "--skip-token-print", "--skip-certificate-key-print"})
+	cmd.SilenceUsage = true
+	if err := cmd.Execute(); err != nil {
+		return fmt.Errorf("kubeadm init: %w", err)
+	}
+	res := Result{Node: node, Kubernetes: cfg.KubernetesVersion, KubeadmSeconds: time.Since(start).Seconds()}
+	fmt.Printf("kiln-bootstrap: kubeadm init done in %.1fs\n", res.KubeadmSeconds)
+
+	admin := filepath.Join(kubeadmconstants.KubernetesDir, kubeadmconstants.AdminKubeConfigFileName)
+	readyStart := time.Now()
+	if err := waitReady(admin, node, *timeout); err != nil {
+		return err
+	}
+	res.ReadySeconds = time.Since(readyStart).Seconds()
+	return writeResult(*result, res)
+}
+
+func runReady(args []string) error {
+	fs := flag.NewFlagSet("ready", flag.ContinueOnError)
+	kubeconfig := fs.String("kubeconfig", "", "kubeconfig to read the node with")
+	node := fs.String("node", "", "node name")
+	result := fs.String("result", "", "write the timings here (JSON)")
+	timeout := fs.Duration("ready-timeout", 30*time.Minute, "how long to wait")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *kubeconfig == "" || *node == "" {
+		return errors.New("--kubeconfig and --node are required")
+	}
+	start := time.Now()
+	if err := waitReady(*kubeconfig, *node, *timeout); err != nil {
+		return err
+	}
+	return writeResult(*result, Result{Node: *node, ReadySeconds: time.Since(start).Seconds()})
+}
+
+// waitReady polls the node until its Ready condition is True, saying what
+// it sees whenever that changes.
+func waitReady(kubeconfig, node string, timeout time.Duration) error {
+	rc, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		return fmt.Errorf("%s: %w", kubeconfig, err)
+	}
+	rc.Timeout = time.Minute
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	last := ""
+	for {
+		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		seen := ""
+		if err != nil {
+			seen = err.Error()
+		} else {
+			seen = "no Ready condition yet"
+			for _, c := range n.Status.Conditions {
+				if c.Type == corev1.NodeReady {
+					if c.Status == corev1.ConditionTrue {
+						fmt.Printf("kiln-bootstrap: node %s is Ready\n", node)
+						return nil
+					}
+					seen = fmt.Sprintf("Ready=%s: %s", c.Status, c.Message)
+				}
+			}
+		}
+		if seen != last {
+			fmt.Printf("kiln-bootstrap: node %s: %s\n", node, seen)
+			last = seen
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s not Ready after %v (last: %s)", node, timeout, last)
+		case <-time.After(2 * time.Second):
+		}
+	}
+}
+
+// writeResult writes r to path through a temporary file and a rename.
+func writeResult(path string, r Result) error {
+	if path == "" {
+		return nil
+	}
+	data, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
