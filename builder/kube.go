@@ -181,6 +181,12 @@ func (b *archBuild) addPayload(t *fstree.Tree) error {
 			return fmt.Errorf("images: %w", err)
 		}
 	}
+	// kubeadm's preflight (SystemVerification) reads the kernel's build
+	// configuration; /usr/lib/modules/KVER/config is one place it looks.
+	kconfig := filepath.Join(b.in.kernelDir, "boot", "config-"+b.kver)
+	if err := t.AddHostFile("usr/lib/modules/"+b.kver+"/config", 0o644, kconfig); err != nil {
+		return fmt.Errorf("kernel config: %w", err)
+	}
 	// What initd checks a machine config against (the Kubernetes version
 	// must match the image's) and imports on first boot.
 	info := struct {
