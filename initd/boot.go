@@ -115,6 +115,7 @@ func (b *Boot) SystemPhases() []Phase {
 		{"seed", b.seed},
 		{"services", b.startServices},
 		{"node-api", b.startNodeAPI},
+		{"cluster", b.startCluster}, // in the background: see clusterphase.go
 	}
 }
 

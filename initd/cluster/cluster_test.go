@@ -1,0 +1,289 @@
+package cluster
+
+import (
+	"archive/tar"
+	"bytes"
+	"errors"
+	"flag"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kilnproject/kiln/initd/machineconfig"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+// golden compares got with testdata/name (rewritten with -update).
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(p, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from the golden file (go test -update to accept):\n%s", name, got)
+	}
+}
+
+func exampleConfig(t *testing.T, role string) *machineconfig.MachineConfig {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("../../docs/examples", role+".yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mc, err := machineconfig.Parse(role+".yaml", data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mc
+}
+
+// testInfo is a cluster.json as kiln build writes it; the references
+// stand for kubeadm's (the registry part is kubeadm's, never ours).
+func testInfo() *Info {
+	return &Info{Kubernetes: "v1.37.2", ImagesDir: "/usr/share/kiln/images",
+		Images: []string{"example.test/k8s/kube-apiserver:v1.37.2", "example.test/k8s/pause:3.10.1", "example.test/k8s/coredns/coredns:v1.14.6"}}
+}
+
+func testNode() Node {
+	return Node{Name: "node1", Address: netip.MustParseAddr("192.168.10.10"), Info: testInfo()}
+}
+
+func TestKubeadmInit(t *testing.T) {
+	mc := exampleConfig(t, "init")
+	out, err := KubeadmInit(mc, testNode())
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "init-kubeadm.yaml", out)
+	s := string(out)
+	for _, want := range []string{
+		"kind: InitConfiguration", "kind: ClusterConfiguration", "kind: KubeletConfiguration",
+		"token: " + mc.Spec.Secrets.BootstrapToken.Token,
+		"certificateKey: " + mc.Spec.Secrets.CertificateKey,
+		"criSocket: unix:///run/containerd/containerd.sock",
+		"imagePullPolicy: Never",
+		"taints: []",                 // the example asks for none
+		"cgroupDriver: cgroupfs",     // no systemd
+		"maxPods: 200",               // the machine config's kubelet configuration
+		"- cluster.example.internal", // spec.kubeadm.clusterConfiguration
+		"advertiseAddress: 192.168.10.10",
+		"value: topology.kubernetes.io/zone=rack-1",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("kubeadm config lacks %q", want)
+		}
+	}
+	// The same inputs give the same bytes.
+	again, _ := KubeadmInit(mc, testNode())
+	if !bytes.Equal(out, again) {
+		t.Error("two renderings differ")
+	}
+}
+
+func TestKubeadmInitErrors(t *testing.T) {
+	mc := exampleConfig(t, "init")
+	mc.Spec.Cluster.KubernetesVersion = "v1.36.0"
+	if _, err := KubeadmInit(mc, testNode()); err == nil || !strings.Contains(err.Error(), "spec.cluster.kubernetesVersion: v1.36.0, but the image carries Kubernetes v1.37.2") {
+		t.Errorf("version skew: %v", err)
+	}
+	w := exampleConfig(t, "worker")
+	if _, err := KubeadmInit(w, testNode()); err == nil || !strings.Contains(err.Error(), "only an init node") {
+		t.Errorf("worker: %v", err)
+	}
+	mc = exampleConfig(t, "init")
+	bad, err := machineconfig.Parse("x", []byte("apiVersion: kiln.dev/v1alpha1\nkind: MachineConfig\nspec:\n  role: init\n  kubeadm:\n    joinConfiguration: {}\n"))
+	if bad == nil {
+		t.Fatal(err)
+	}
+	mc.Spec.Kubeadm = bad.Spec.Kubeadm
+	if _, err := KubeadmInit(mc, testNode()); err == nil || !strings.Contains(err.Error(), "spec.kubeadm.joinConfiguration: not supported (allowed: initConfiguration, clusterConfiguration)") {
+		t.Errorf("unknown spec.kubeadm key: %v", err)
+	}
+	mc = exampleConfig(t, "init")
+	if _, err := KubeadmInit(mc, Node{Name: "n", Info: testInfo()}); err == nil || !strings.Contains(err.Error(), "no address") {
+		t.Errorf("no address: %v", err)
+	}
+}
+
+func TestContainerdTOML(t *testing.T) {
+	ref, err := testInfo().Image("pause")
+	if err != nil || ref != "example.test/k8s/pause:3.10.1" {
+		t.Fatalf("Image(pause) = %q, %v", ref, err)
+	}
+	if _, err := testInfo().Image("etcd"); err == nil {
+		t.Error("Image(etcd) found an image that is not there")
+	}
+	golden(t, "containerd.toml", ContainerdTOML(ref))
+}
+
+func TestNodePodSubnet(t *testing.T) {
+	for _, tc := range []struct{ in, want, err string }{
+		{"10.244.0.0/16", "[10.244.0.0/24]", ""},
+		{"10.244.7.9/16", "[10.244.0.0/24]", ""},
+		{"10.244.0.0/16,fd00:10:244::/56", "[10.244.0.0/24 fd00:10:244::/64]", ""},
+		{"10.0.0.0/25", "", "smaller than a node's /24"},
+		{"nonsense", "", `pod subnet "nonsense"`},
+	} {
+		got, err := NodePodSubnet(tc.in)
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: error %v, want %q", tc.in, err, tc.err)
+			}
+			continue
+		}
+		if err != nil || strings.ReplaceAll(strings.Trim(strings.Join(strings.Fields(strings.Trim(formatPrefixes(got), "[]")), " "), " "), "  ", " ") != strings.Trim(tc.want, "[]") {
+			t.Errorf("%s: %v %v, want %s", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func formatPrefixes(ps []netip.Prefix) string {
+	var s []string
+	for _, p := range ps {
+		s = append(s, p.String())
+	}
+	return "[" + strings.Join(s, " ") + "]"
+}
+
+func TestBridgeConfList(t *testing.T) {
+	ranges, _ := NodePodSubnet("10.244.0.0/16,fd00:10:244::/56")
+	conf, err := BridgeConfList(ranges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "bridge.conflist", conf)
+}
+
+func TestNodeAddress(t *testing.T) {
+	for _, tc := range []struct {
+		endpoint string
+		addrs    []string
+		want     string
+	}{
+		{"10.0.2.15:6443", []string{"fe80::1/64", "10.0.2.15/24"}, "10.0.2.15"},
+		{"cluster.example:6443", []string{"fd00::5/64", "192.168.1.5/24"}, "192.168.1.5"},
+		{"10.0.0.1:6443", []string{"fd00::5/64"}, "fd00::5"},
+	} {
+		got, err := NodeAddress(tc.endpoint, tc.addrs)
+		if err != nil || got.String() != tc.want {
+			t.Errorf("%s %v: %v %v, want %s", tc.endpoint, tc.addrs, got, err, tc.want)
+		}
+	}
+	if _, err := NodeAddress("10.0.0.1:6443", []string{"127.0.0.1/8"}); err == nil {
+		t.Error("a loopback-only node got an address")
+	}
+}
+
+func TestKubeletArgs(t *testing.T) {
+	dir := t.TempDir()
+	env := filepath.Join(dir, "kubeadm-flags.env")
+	// What kubeadm's WriteKubeletArgsToFile writes: KEY=%q.
+	os.WriteFile(env, []byte(`KUBELET_KUBEADM_ARGS="--node-ip=10.0.2.15 --node-labels=a=b,c=d"`+"\n"), 0o644)
+	got, err := KubeletArgs(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf --config=/var/lib/kubelet/config.yaml --node-ip=10.0.2.15 --node-labels=a=b,c=d"
+	if strings.Join(got, " ") != want {
+		t.Errorf("args %q\nwant %q", got, want)
+	}
+	if got, err := KubeletArgs(filepath.Join(dir, "none")); err != nil || len(got) != 3 {
+		t.Errorf("without the env file: %q %v", got, err)
+	}
+	os.WriteFile(env, []byte("OTHER=1\n"), 0o644)
+	if _, err := KubeletArgs(env); err == nil || !strings.Contains(err.Error(), env) {
+		t.Errorf("bad env file: %v", err)
+	}
+}
+
+func TestWritePKI(t *testing.T) {
+	mc := exampleConfig(t, "init")
+	dir := t.TempDir()
+	if err := WritePKI(dir, mc.Spec.Secrets); err != nil {
+		t.Fatal(err)
+	}
+	for name, perm := range map[string]os.FileMode{
+		"ca.crt": 0o644, "ca.key": 0o600, "front-proxy-ca.crt": 0o644, "front-proxy-ca.key": 0o600,
+		"etcd/ca.crt": 0o644, "etcd/ca.key": 0o600, "sa.pub": 0o644, "sa.key": 0o600,
+	} {
+		st, err := os.Stat(filepath.Join(dir, name))
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		if st.Mode().Perm() != perm {
+			t.Errorf("%s: mode %v, want %v", name, st.Mode().Perm(), perm)
+		}
+	}
+	got, _ := os.ReadFile(filepath.Join(dir, "ca.crt"))
+	if string(got) != mc.Spec.Secrets.CA.Cert {
+		t.Error("ca.crt is not the machine config's CA")
+	}
+	// Again: same content, nothing to do. Another cluster's CA: refused.
+	if err := WritePKI(dir, mc.Spec.Secrets); err != nil {
+		t.Errorf("second write: %v", err)
+	}
+	os.WriteFile(filepath.Join(dir, "ca.crt"), []byte("another CA"), 0o644)
+	if err := WritePKI(dir, mc.Spec.Secrets); err == nil || !strings.Contains(err.Error(), "spec.secrets.ca.cert; not overwritten") {
+		t.Errorf("foreign ca.crt: %v", err)
+	}
+	// A worker carries only the CA certificate.
+	w := exampleConfig(t, "worker")
+	wdir := t.TempDir()
+	if err := WritePKI(wdir, w.Spec.Secrets); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(wdir, "ca.key")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("worker ca.key: %v", err)
+	}
+}
+
+func TestTarLayout(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"oci-layout": `{"imageLayoutVersion":"1.0.0"}`, "index.json": `{"manifests":[]}`,
+		"blobs/sha256/bb": "second", "blobs/sha256/aa": "first",
+	}
+	for name, data := range files {
+		os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755)
+		os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644)
+	}
+	var buf bytes.Buffer
+	if err := TarLayout(&buf, dir); err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(&buf)
+	var names []string
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		if string(data) != files[h.Name] {
+			t.Errorf("%s: %q", h.Name, data)
+		}
+		names = append(names, h.Name)
+	}
+	if got := strings.Join(names, " "); got != "oci-layout index.json blobs/sha256/aa blobs/sha256/bb" {
+		t.Errorf("tar order: %s", got)
+	}
+	d, err := LayoutDigest(dir)
+	if err != nil || !strings.HasPrefix(d, "sha256:") || len(d) != 71 {
+		t.Errorf("LayoutDigest: %q %v", d, err)
+	}
+}

@@ -1,0 +1,436 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kilnproject/kiln/initd/machineconfig"
+	"github.com/kilnproject/kiln/initd/supervisor"
+)
+
+// Binaries the node runs (kiln build lays them into /usr/bin).
+const (
+	containerdBin = "/usr/bin/containerd"
+	ctrBin        = "/usr/bin/ctr"
+	kubeletBin    = "/usr/bin/kubelet"
+	bootstrapBin  = "/usr/bin/kiln-bootstrap"
+)
+
+// Service names (supervisor, /var/log/kiln/NAME.log, kiln logs NAME).
+const (
+	SvcContainerd = "containerd"
+	SvcKubelet    = "kubelet"
+	SvcBootstrap  = "bootstrap"
+)
+
+// serviceEnv is what every Kubernetes service gets: the supervisor passes
+// nothing on by itself.
+var serviceEnv = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "HOME=/root"}
+
+// Options tie Run to the node.
+type Options struct {
+	Super    *supervisor.Supervisor
+	Spawner  supervisor.Spawner // runs ctr (PID 1's reaper)
+	MC       *machineconfig.MachineConfig
+	Info     *Info
+	Node     Node
+	LogDir   string               // /var/log/kiln: ctr's output goes to images.log
+	Uptime   func() time.Duration // since power-on
+	Log      func(format string, args ...any)
+	ProcSys  string // /proc/sys; tests point it elsewhere
+	Timeout  time.Duration
+	Interval time.Duration // how often to look for the kubelet's config, default 500ms
+}
+
+// Run brings the node's Kubernetes up: containerd, the baked images, then
+// for an init node on first boot kubeadm init (kiln-bootstrap) with the
+// kubelet started as soon as kubeadm has written its configuration; on
+// later boots (kubelet.conf on STATE) containerd and the kubelet only, and
+// the static pods come back by themselves. It logs every step and ends
+// with one "cluster: up" line or the error.
+func Run(ctx context.Context, o Options) error {
+	if o.Interval == 0 {
+		o.Interval = 500 * time.Millisecond
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 45 * time.Minute
+	}
+	if o.ProcSys == "" {
+		o.ProcSys = "/proc/sys"
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
+	defer cancel()
+	start := o.Uptime()
+	var steps []string
+	step := func(name string, since time.Duration) time.Duration {
+		now := o.Uptime()
+		steps = append(steps, fmt.Sprintf("%s %.1fs", name, (now-since).Seconds()))
+		return now
+	}
+	role := o.MC.Spec.Role
+	rejoin := exists(KubeletConf)
+	if !rejoin && role != machineconfig.RoleInit {
+		return fmt.Errorf("joining as %s is not implemented yet; containerd and the kubelet are not started", role)
+	}
+	if err := sysctls(o.ProcSys); err != nil {
+		return err
+	}
+	pause, err := o.Info.Image("pause")
+	if err != nil {
+		return err
+	}
+	if err := WriteFile(ContainerdConfig, ContainerdTOML(pause), 0o644); err != nil {
+		return err
+	}
+	if err := o.Super.Launch(ctx, supervisor.Service{
+		Name: SvcContainerd, Path: containerdBin, Args: []string{"--config", ContainerdConfig},
+		Env: serviceEnv, OOMScoreAdj: -999, Health: socketHealth(ContainerdSocket), StopTimeout: 30 * time.Second,
+	}); err != nil {
+		return err
+	}
+	if err := o.Super.WaitHealthy(ctx, SvcContainerd); err != nil {
+		return err
+	}
+	t := step("containerd", start)
+
+	n, err := o.importImages(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		t = step(fmt.Sprintf("%d images imported", n), t)
+	}
+
+	kubelet := supervisor.Service{
+		Name: SvcKubelet, Path: kubeletBin, Env: serviceEnv, Deps: []string{SvcContainerd},
+		OOMScoreAdj: -999, Health: httpHealth("http://127.0.0.1:10248/healthz"), StopTimeout: 30 * time.Second,
+	}
+	if rejoin {
+		if kubelet.Args, err = KubeletArgs(KubeletFlagsEnv); err != nil {
+			return err
+		}
+		if err := o.Super.Launch(ctx, kubelet); err != nil {
+			return err
+		}
+		o.Log("cluster: %s exists: not initialising again; kubelet started", KubeletConf)
+		res, err := o.bootstrap(ctx, []string{"ready", "--kubeconfig", KubeletConf, "--node", o.Node.Name})
+		if err != nil {
+			return err
+		}
+		step("node Ready", t)
+		o.up(res, start, steps)
+		return nil
+	}
+
+	// First boot of the init node.
+	if err := WritePKI(PKIDir, o.MC.Spec.Secrets); err != nil {
+		return err
+	}
+	if err := o.writeCNI(); err != nil {
+		return err
+	}
+	cfg, err := KubeadmInit(o.MC, o.Node)
+	if err != nil {
+		return err
+	}
+	if err := WriteFile(KubeadmConfig, cfg, 0o600); err != nil {
+		return err
+	}
+	// kubeadm's kubelet-start phase writes the kubelet's configuration and
+	// would ask systemd to (re)start it; here initd starts it the moment
+	// the file is there.
+	kubeletUp := make(chan error, 1)
+	go func() {
+		for !exists(KubeletConfig) {
+			select {
+			case <-ctx.Done():
+				kubeletUp <- ctx.Err()
+				return
+			case <-time.After(o.Interval):
+			}
+		}
+		args, err := KubeletArgs(KubeletFlagsEnv)
+		if err == nil {
+			kubelet.Args = args
+			err = o.Super.Launch(ctx, kubelet)
+		}
+		if err == nil {
+			o.Log("cluster: kubeadm wrote %s: kubelet started", KubeletConfig)
+		}
+		kubeletUp <- err
+	}()
+	o.Log("cluster: kubeadm init (kiln-bootstrap) of node %s, control plane at %s", o.Node.Name, o.MC.Spec.Cluster.ControlPlaneEndpoint)
+	res, err := o.bootstrap(ctx, []string{"init", "--config", KubeadmConfig})
+	if err != nil {
+		return err
+	}
+	if err := <-kubeletUp; err != nil {
+		return fmt.Errorf("kubelet: %w", err)
+	}
+	steps = append(steps, fmt.Sprintf("kubeadm init %.1fs", res.KubeadmSeconds), fmt.Sprintf("node Ready %.1fs", res.ReadySeconds))
+	o.up(res, start, steps)
+	return nil
+}
+
+// bootstrapResult is kiln-bootstrap's --result.
+type bootstrapResult struct {
+	Node           string  `json:"node"`
+	Kubernetes     string  `json:"kubernetes"`
+	KubeadmSeconds float64 `json:"kubeadmSeconds"`
+	ReadySeconds   float64 `json:"readySeconds"`
+}
+
+// bootstrap runs kiln-bootstrap once under the supervisor and reads its result.
+func (o *Options) bootstrap(ctx context.Context, args []string) (*bootstrapResult, error) {
+	os.Remove(BootstrapResult)
+	if err := o.Super.Launch(ctx, supervisor.Service{
+		Name: SvcBootstrap, Path: bootstrapBin, Args: append(args, "--result", BootstrapResult),
+		Env: serviceEnv, Deps: []string{SvcContainerd}, Once: true,
+	}); err != nil {
+		return nil, err
+	}
+	if err := o.Super.WaitDone(ctx, SvcBootstrap); err != nil {
+		return nil, fmt.Errorf("%v (kiln logs %s)", err, SvcBootstrap)
+	}
+	data, err := os.ReadFile(BootstrapResult)
+	if err != nil {
+		return nil, err
+	}
+	var r bootstrapResult
+	if err := json.Unmarshal(data, &r); err != nil {
+		return nil, fmt.Errorf("%s: %w", BootstrapResult, err)
+	}
+	return &r, nil
+}
+
+func (o *Options) up(r *bootstrapResult, start time.Duration, steps []string) {
+	now := o.Uptime()
+	v := r.Kubernetes
+	if v == "" {
+		v = o.Info.Kubernetes
+	}
+	o.Log("cluster: up: node %s Ready, Kubernetes %s, %.1fs after power-on (%.1fs after the cluster phase began: %s)",
+		r.Node, v, now.Seconds(), (now - start).Seconds(), strings.Join(steps, ", "))
+}
+
+// writeCNI writes the bridge network for this node's pod range unless a
+// CNI configuration is already there (then it is the operator's).
+func (o *Options) writeCNI() error {
+	if ents, _ := os.ReadDir(CNIConfDir); len(ents) > 0 && !exists(CNIConfFile) {
+		o.Log("cluster: %s already holds a CNI configuration; kiln's bridge network is not written", CNIConfDir)
+		return nil
+	}
+	ranges, err := NodePodSubnet(o.MC.Spec.Cluster.Networking.PodSubnet)
+	if err != nil {
+		return err
+	}
+	conf, err := BridgeConfList(ranges)
+	if err != nil {
+		return err
+	}
+	o.Log("cluster: pod network: bridge cni0, pods in %v", ranges)
+	return WriteFile(CNIConfFile, conf, 0o644)
+}
+
+// importImages hands the baked OCI layout to containerd (namespace k8s.io,
+// unpacked for the overlayfs snapshotter) through `ctr images import`,
+// which reads a tar stream: nothing is pulled, containerd has no registry
+// configured. Skipped when this layout was imported before. It returns how
+// many images it imported.
+func (o *Options) importImages(ctx context.Context) (int, error) {
+	dir := o.Info.ImagesDir
+	digest, err := LayoutDigest(dir)
+	if err != nil {
+		return 0, fmt.Errorf("images: %w", err)
+	}
+	if old, err := os.ReadFile(ImagesImported); err == nil && strings.TrimSpace(string(old)) == digest {
+		missing, err := o.missingImages(ctx)
+		if err == nil && len(missing) == 0 {
+			o.Log("cluster: images: %d already in containerd (layout %s)", len(o.Info.Images), digest[:19])
+			return 0, nil
+		}
+	}
+	logf, err := os.OpenFile(filepath.Join(o.LogDir, "images.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	if err != nil {
+		return 0, err
+	}
+	defer logf.Close()
+	pr, pw := io.Pipe()
+	cmd := exec.Command(ctrBin, "--address", ContainerdSocket, "--namespace", CtrNamespace, "images", "import", "-")
+	cmd.Env = serviceEnv
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, logf, logf
+	exit, err := o.Spawner.Start(cmd)
+	if err != nil {
+		return 0, fmt.Errorf("images: %w", err)
+	}
+	tarErr := make(chan error, 1)
+	go func() {
+		err := TarLayout(pw, dir)
+		pw.CloseWithError(err)
+		tarErr <- err
+	}()
+	var ws interface{ ExitStatus() int }
+	select {
+	case st := <-exit:
+		ws = st
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		<-exit
+		return 0, fmt.Errorf("images: import: %w", ctx.Err())
+	}
+	pr.Close()
+	if err := <-tarErr; err != nil && !errors.Is(err, io.ErrClosedPipe) {
+		return 0, fmt.Errorf("images: reading %s: %w", dir, err)
+	}
+	if ws.ExitStatus() != 0 {
+		return 0, fmt.Errorf("images: ctr images import exited with status %d (see %s)", ws.ExitStatus(), logf.Name())
+	}
+	missing, err := o.missingImages(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if len(missing) > 0 {
+		return 0, fmt.Errorf("images: not in containerd after the import: %s", strings.Join(missing, " "))
+	}
+	if err := WriteFile(ImagesImported, []byte(digest+"\n"), 0o644); err != nil {
+		return 0, err
+	}
+	return len(o.Info.Images), nil
+}
+
+// missingImages lists cluster.json's images containerd does not have.
+func (o *Options) missingImages(ctx context.Context) ([]string, error) {
+	var out bytes.Buffer
+	cmd := exec.Command(ctrBin, "--address", ContainerdSocket, "--namespace", CtrNamespace, "images", "ls", "-q")
+	cmd.Env = serviceEnv
+	cmd.Stdout, cmd.Stderr = &out, &out
+	exit, err := o.Spawner.Start(cmd)
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case st := <-exit:
+		if st.ExitStatus() != 0 {
+			return nil, fmt.Errorf("ctr images ls: exit status %d: %s", st.ExitStatus(), strings.TrimSpace(out.String()))
+		}
+	case <-ctx.Done():
+		cmd.Process.Kill()
+		return nil, ctx.Err()
+	}
+	have := map[string]bool{}
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		have[strings.TrimSpace(sc.Text())] = true
+	}
+	var missing []string
+	for _, ref := range o.Info.Images {
+		if !have[ref] {
+			missing = append(missing, ref)
+		}
+	}
+	sort.Strings(missing)
+	return missing, nil
+}
+
+// sysctls are what kubeadm's preflight checks and the pod network need:
+// forwarding, and bridged traffic through netfilter (br_netfilter) so
+// Services work between pods on the same bridge.
+func sysctls(procSys string) error {
+	for _, kv := range [][2]string{
+		{"net/ipv4/ip_forward", "1"},
+		{"net/ipv6/conf/all/forwarding", "1"},
+		{"net/bridge/bridge-nf-call-iptables", "1"},
+		{"net/bridge/bridge-nf-call-ip6tables", "1"},
+	} {
+		if err := os.WriteFile(filepath.Join(procSys, kv[0]), []byte(kv[1]), 0o644); err != nil {
+			return fmt.Errorf("sysctl %s: %w", strings.ReplaceAll(kv[0], "/", "."), err)
+		}
+	}
+	return nil
+}
+
+func socketHealth(path string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		var d net.Dialer
+		c, err := d.DialContext(ctx, "unix", path)
+		if err != nil {
+			return err
+		}
+		return c.Close()
+	}
+}
+
+func httpHealth(url string) func(context.Context) error {
+	client := &http.Client{Timeout: 5 * time.Second}
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("%s: %s", url, resp.Status)
+		}
+		return nil
+	}
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// NodeAddress picks the address to advertise: the control-plane endpoint's
+// host when the node has it (the init node usually is the endpoint), else
+// the node's first IPv4 address, else its first address. addrs are
+// "IP/prefix" as the network setup reports them.
+func NodeAddress(endpoint string, addrs []string) (netip.Addr, error) {
+	var ips []netip.Addr
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a); err == nil {
+			ips = append(ips, p.Addr())
+		} else if ip, err := netip.ParseAddr(a); err == nil {
+			ips = append(ips, ip)
+		}
+	}
+	host := endpoint
+	if h, _, err := net.SplitHostPort(endpoint); err == nil {
+		host = h
+	}
+	if ep, err := netip.ParseAddr(host); err == nil {
+		for _, ip := range ips {
+			if ip == ep {
+				return ip, nil
+			}
+		}
+	}
+	for _, ip := range ips {
+		if ip.Is4() && !ip.IsLoopback() {
+			return ip, nil
+		}
+	}
+	for _, ip := range ips {
+		if !ip.IsLoopback() && !ip.IsLinkLocalUnicast() {
+			return ip, nil
+		}
+	}
+	return netip.Addr{}, fmt.Errorf("cluster: no address to advertise among %v", addrs)
+}
