@@ -57,7 +57,6 @@ func (b *Boot) startCluster(ctx context.Context) error {
 		b.logf("ERROR: %v", err)
 		return nil
 	}
-	b.loadClusterModules()
 	o := cluster.Options{
 		Super: b.Super, Spawner: b.Reaper, MC: b.mc, Info: info,
 		Node:   cluster.Node{Name: strings.ToLower(host), Address: addr, Info: info},
@@ -65,6 +64,7 @@ func (b *Boot) startCluster(ctx context.Context) error {
 	}
 	b.logf("cluster: %s node %s (%s), Kubernetes %s", b.mc.Spec.Role, o.Node.Name, addr, info.Kubernetes)
 	go func() {
+		b.loadClusterModules()
 		if err := cluster.Run(context.Background(), o); err != nil {
 			b.logf("ERROR: cluster: %v", err)
 		}

@@ -314,14 +314,23 @@ func (o *Options) importImages(ctx context.Context) (int, error) {
 
 // missingImages lists cluster.json's images containerd does not have.
 func (o *Options) missingImages(ctx context.Context) ([]string, error) {
-	var out bytes.Buffer
-	cmd := exec.Command(ctrBin, "--address", ContainerdSocket, "--namespace", CtrNamespace, "images", "ls", "-q")
-	cmd.Env = serviceEnv
-	cmd.Stdout, cmd.Stderr = &out, &out
-	exit, err := o.Spawner.Start(cmd)
+	// An *os.File for the output: the spawner reaps the child without
+	// cmd.Wait, which is what would finish copying into a buffer.
+	pr, pw, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
+	defer pr.Close()
+	cmd := exec.Command(ctrBin, "--address", ContainerdSocket, "--namespace", CtrNamespace, "images", "ls", "-q")
+	cmd.Env = serviceEnv
+	cmd.Stdout, cmd.Stderr = pw, pw
+	exit, err := o.Spawner.Start(cmd)
+	pw.Close()
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	io.Copy(&out, pr) // until ctr (and anything it started) closes the pipe
 	select {
 	case st := <-exit:
 		if st.ExitStatus() != 0 {
