@@ -19,6 +19,7 @@ import (
 	"github.com/kilnproject/kiln/initd/loop"
 	"github.com/kilnproject/kiln/initd/medium"
 	"github.com/kilnproject/kiln/initd/mounts"
+	"github.com/kilnproject/kiln/initd/network"
 	"github.com/kilnproject/kiln/initd/nodeconfig"
 	"github.com/kilnproject/kiln/initd/power"
 	"github.com/kilnproject/kiln/initd/reaper"
@@ -53,8 +54,8 @@ const (
 // be nil on error.
 type Seeder func(ctx context.Context, cmd cmdline.Cmdline, log func(string, ...any)) (*nodeconfig.Result, error)
 
-func applyNodeconfig(ctx context.Context, cmd cmdline.Cmdline, log func(string, ...any)) (*nodeconfig.Result, error) {
-	return nodeconfig.Apply(ctx, nodeconfig.Options{Log: log, Cmdline: cmd, Root: "/"})
+func applyNodeconfig(ctx context.Context, cmd cmdline.Cmdline, log func(string, ...any), dhcp *network.Prefetch) (*nodeconfig.Result, error) {
+	return nodeconfig.Apply(ctx, nodeconfig.Options{Log: log, Cmdline: cmd, Root: "/", DHCP: dhcp})
 }
 
 // Boot is the state the phases share.
@@ -79,6 +80,7 @@ type Boot struct {
 	sameInit  bool              // the system image's /sbin/init is this binary: no exec
 	initRead  chan error        // the system init's prefetch result
 	oldRoot   *os.File          // the initramfs after switch_root, until freed
+	dhcp      *network.Prefetch // started once the NIC drivers are in (see startDHCP)
 	hostname  string
 	addrs     []string
 
@@ -229,6 +231,10 @@ func (b *Boot) waitModules() {
 	}
 }
 
+// isoDevices are the modaliases of a SCSI CD-ROM and disk (sr, sd), the
+// devices an ISO is read from.
+var isoDevices = []string{"scsi:t-0x05", "scsi:t-0x00"}
+
 // Medium search timing: with uevents a new disk is looked at the moment
 // it appears and sysfs is rescanned only as a safety net; without them,
 // rescan and look on a short timer.
@@ -252,6 +258,10 @@ func (b *Boot) findMedium(ctx context.Context) error {
 	}
 	deadline := time.Now().Add(timeout)
 	b.coldplug = newColdplugger(b.modules, "/sys", b.logf)
+	if _, disk := b.Cmdline["kiln.slot"]; !disk {
+		// An ISO boots from a CD-ROM or a USB stick: SCSI devices to Linux.
+		b.coldplug.scsiDevices = isoDevices
+	}
 	start := time.Now()
 	nd := b.coldplug.scan()
 	b.Log.Debugf("coldplug: %d devices found in %s, loading their drivers", nd, Millis(time.Since(start)))
@@ -392,6 +402,9 @@ func (b *Boot) switchRoot(context.Context) error {
 	if b.coldplug != nil {
 		nd, nl := b.settle()
 		b.logf("coldplug: %d devices, %d modules loaded", nd, nl)
+		if b.sameInit {
+			b.startDHCP() // the NIC drivers are in; the exchange survives switch_root
+		}
 		if d, err := kmod.Digest(b.modules.Dir); err == nil {
 			if err := writeColdplugState(coldplugState, d, b.coldplug.handled()); err != nil {
 				b.logf("coldplug: %v", err) // the system stage then matches every device again
@@ -534,6 +547,7 @@ func (b *Boot) coldplugSystem(context.Context) error {
 			}
 		}
 	}
+	defer b.startDHCP() // with the NIC drivers in
 	if len(todo) == 0 {
 		b.logf("coldplug: no new devices since the initramfs (%s)", Millis(time.Since(start)))
 		return nil
@@ -592,12 +606,26 @@ func (b *Boot) prepareState(context.Context) error {
 	return nil
 }
 
+// startDHCP starts DHCP on the NICs in the background once their drivers
+// are loaded, so the exchange runs while the state and the local seed
+// sources are looked at; the seed phase takes the lease or, when the seed
+// configures the network itself, releases it.
+func (b *Boot) startDHCP() {
+	if b.dhcp != nil || b.Seed != nil {
+		return
+	}
+	b.dhcp = network.StartDHCP(network.Options{Log: b.logf})
+}
+
 // seed never fails the boot: a bad seed leaves a reachable node.
 func (b *Boot) seed(ctx context.Context) error {
 	seed := b.Seed
 	if seed == nil {
-		seed = applyNodeconfig
+		seed = func(ctx context.Context, cmd cmdline.Cmdline, log func(string, ...any)) (*nodeconfig.Result, error) {
+			return applyNodeconfig(ctx, cmd, log, b.dhcp)
+		}
 	}
+	defer b.dhcp.Cancel() // unless the seed's network took it
 	r, err := seed(ctx, b.Cmdline, b.logf)
 	if r == nil {
 		r = &nodeconfig.Result{Source: "none"}

@@ -30,6 +30,19 @@ type Options struct {
 	// LoadModule loads a kernel module (bonding, 8021q) before a link that
 	// needs it is created; nil loads from /lib/modules of the running kernel.
 	LoadModule func(name string) error
+	// Prefetch, from StartDHCP, is DHCP begun before the config was known:
+	// Apply with no config takes its leases instead of asking again; with
+	// a config it is cancelled.
+	Prefetch *Prefetch
+}
+
+func (o *Options) defaults() {
+	if o.DHCPTimeout == 0 {
+		o.DHCPTimeout = 10 * time.Second
+	}
+	if o.CarrierWait == 0 {
+		o.CarrierWait = 5 * time.Second
+	}
 }
 
 // Network is the applied state; Stop ends the DHCP renewal goroutines.
@@ -81,20 +94,19 @@ func Apply(ctx context.Context, cfg *netconf.Config, o Options) (*Network, error
 	if n.loadMod == nil {
 		n.loadMod = (&kernelModules{}).load
 	}
-	if o.DHCPTimeout == 0 {
-		o.DHCPTimeout = 10 * time.Second
-	}
-	if o.CarrierWait == 0 {
-		o.CarrierWait = 5 * time.Second
-	}
+	o.defaults()
 	if lo, err := h.LinkByName("lo"); err == nil {
 		if err := h.LinkSetUp(lo); err != nil {
 			return n, fmt.Errorf("lo up: %w", err)
 		}
 	}
-	if cfg == nil {
+	switch {
+	case cfg == nil && o.Prefetch != nil:
+		err = n.adopt(ctx, rctx, o)
+	case cfg == nil:
 		err = n.dhcpAll(ctx, rctx, o)
-	} else {
+	default:
+		o.Prefetch.Cancel()
 		err = n.apply(ctx, rctx, cfg, o)
 	}
 	n.Nameservers, n.Search = dedup(n.Nameservers), dedup(n.Search)
@@ -131,20 +143,39 @@ func (n *Network) physicalLinks() ([]netlink.Link, error) {
 // those that have it, in parallel; the first lease gets the default route
 // with the lowest metric.
 func (n *Network) dhcpAll(ctx, rctx context.Context, o Options) error {
-	links, err := n.physicalLinks()
+	links, err := n.upLinks()
 	if err != nil {
 		return err
 	}
+	up := n.waitCarrier(ctx, links, o.CarrierWait)
+	if len(up) == 0 {
+		return fmt.Errorf("network: no NIC has carrier after %v", o.CarrierWait)
+	}
+	return n.dhcp(ctx, rctx, up, o, 0)
+}
+
+// upLinks brings every NIC up and returns them.
+func (n *Network) upLinks() ([]netlink.Link, error) {
+	links, err := n.physicalLinks()
+	if err != nil {
+		return nil, err
+	}
 	if len(links) == 0 {
-		return errors.New("network: no NIC found")
+		return nil, errors.New("network: no NIC found")
 	}
 	for _, l := range links {
 		if err := n.h.LinkSetUp(l); err != nil {
 			n.log("network: %s up: %v", l.Attrs().Name, err)
 		}
 	}
+	return links, nil
+}
+
+// waitCarrier returns the links that have carrier, waiting up to wait for
+// all of them.
+func (n *Network) waitCarrier(ctx context.Context, links []netlink.Link, wait time.Duration) []netlink.Link {
 	var up []netlink.Link
-	deadline := time.Now().Add(o.CarrierWait)
+	deadline := time.Now().Add(wait)
 	for {
 		up = up[:0]
 		for _, l := range links {
@@ -153,14 +184,10 @@ func (n *Network) dhcpAll(ctx, rctx context.Context, o Options) error {
 			}
 		}
 		if len(up) == len(links) || time.Now().After(deadline) || ctx.Err() != nil {
-			break
+			return up
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if len(up) == 0 {
-		return fmt.Errorf("network: no NIC has carrier after %v", o.CarrierWait)
-	}
-	return n.dhcp(ctx, rctx, up, o, 0)
 }
 
 // hasCarrier reports whether an up link has carrier. IFF_LOWER_UP is the
@@ -223,14 +250,7 @@ func (n *Network) dhcp(ctx, rctx context.Context, links []netlink.Link, o Option
 			continue
 		}
 		got++
-		n.Leases = append(n.Leases, r.lease)
-		n.Addresses = append(n.Addresses, r.lease.Address.String())
-		n.Nameservers = append(n.Nameservers, r.lease.DNS...)
-		n.Search = append(n.Search, r.lease.Search...)
-		n.NTPServers = append(n.NTPServers, r.lease.NTP...)
-		n.log("network: dhcp %s: %s via %v, lease %v", r.lease.Link, r.lease.Address.String(), r.lease.Router, r.lease.LeaseTime)
-		n.wg.Add(1)
-		go r.c.renewLoop(rctx, r.lease, true, &n.wg)
+		n.keep(rctx, r.c, r.lease)
 	}
 	if got == 0 {
 		return errors.Join(errs...)
@@ -239,6 +259,18 @@ func (n *Network) dhcp(ctx, rctx context.Context, links []netlink.Link, o Option
 		n.log("network: %v", e)
 	}
 	return nil
+}
+
+// keep records an applied lease and renews it from now on.
+func (n *Network) keep(rctx context.Context, c *dhcpClient, lease *Lease) {
+	n.Leases = append(n.Leases, lease)
+	n.Addresses = append(n.Addresses, lease.Address.String())
+	n.Nameservers = append(n.Nameservers, lease.DNS...)
+	n.Search = append(n.Search, lease.Search...)
+	n.NTPServers = append(n.NTPServers, lease.NTP...)
+	n.log("network: dhcp %s: %s via %v, lease %v", lease.Link, lease.Address.String(), lease.Router, lease.LeaseTime)
+	n.wg.Add(1)
+	go c.renewLoop(rctx, lease, true, &n.wg)
 }
 
 // apply configures links in dependency order: physical, bonds, VLANs.

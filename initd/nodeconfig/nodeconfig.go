@@ -23,6 +23,10 @@ type Options struct {
 	Cmdline map[string]string // kernel command line key=value (flags map to "")
 	Root    string            // filesystem root to write files into, "/" on a node (tests use a temp dir)
 	Timeout time.Duration     // overall budget for datasource discovery (default 30s)
+	// DHCP, when set, is DHCP started before Apply (network.StartDHCP):
+	// used if the node ends up on DHCP, released if its seed configures
+	// the network itself.
+	DHCP *network.Prefetch
 }
 
 // Result reports what Apply did.
@@ -85,7 +89,8 @@ func Apply(ctx context.Context, o Options) (*Result, error) {
 		o.Timeout = 30 * time.Second
 	}
 	res := &Result{Source: "none"}
-	netOpts := network.Options{Root: o.Root, Log: o.Log}
+	netOpts := network.Options{Root: o.Root, Log: o.Log, Prefetch: o.DHCP}
+	defer o.DHCP.Cancel() // unless a DHCP network took it
 
 	// Metadata services need DHCP first: bring it up once, on demand.
 	var tempNet netState
