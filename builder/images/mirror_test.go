@@ -95,7 +95,7 @@ func TestKubeProxyRealMirror(t *testing.T) {
 				{[]string{"/usr/sbin/iptables", "-m", "conntrack", "--help"}, "conntrack match options"},
 				{[]string{"/usr/sbin/iptables", "-m", "comment", "--help"}, "comment match options"},
 			} {
-				out, err := inRoot(rootfs, tc.args...)
+				out, err := inRoot(rootfs, []string{"PATH=/usr/sbin:/usr/bin"}, tc.args...)
 				if err != nil || !strings.Contains(out, tc.want) {
 					t.Errorf("%s in the image: %v\n%s", strings.Join(tc.args, " "), err, out)
 				}
@@ -104,14 +104,14 @@ func TestKubeProxyRealMirror(t *testing.T) {
 	}
 }
 
-// inRoot runs args chrooted into rootfs (through a user namespace when
-// not root).
-func inRoot(rootfs string, args ...string) (string, error) {
+// inRoot runs args chrooted into rootfs with environment env (through a
+// user namespace when not root).
+func inRoot(rootfs string, env []string, args ...string) (string, error) {
 	cmd := exec.Command("chroot", append([]string{rootfs}, args...)...)
 	if os.Geteuid() != 0 {
 		cmd = exec.Command("unshare", append([]string{"-r", "chroot", rootfs}, args...)...)
 	}
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin"}
+	cmd.Env = env
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }
