@@ -81,6 +81,9 @@ type Boot struct {
 	initRead  chan error        // the system init's prefetch result
 	oldRoot   *os.File          // the initramfs after switch_root, until freed
 	dhcp      *network.Prefetch // started once the NIC drivers are in (see startDHCP)
+	rdIndex   <-chan string     // the initramfs's module index digest, being computed
+	sysIndex  <-chan string     // the system image's, being computed
+	sysDigest string            // ... and its value
 	hostname  string
 	addrs     []string
 
@@ -184,6 +187,14 @@ func (b *Boot) loadInitramfsModules(context.Context) error {
 		return err
 	}
 	b.Log.Debugf("modules.dep and modules.alias read in %s", Millis(time.Since(start)))
+	// The system stage compares this index with the image's: digest it
+	// now, while the medium search leaves CPU to spare.
+	rd, dir := make(chan string, 1), b.modules.Dir
+	b.rdIndex = rd
+	go func() {
+		d, _ := kmod.Digest(dir)
+		rd <- d
+	}()
 	if cfg.Kernel != "" && cfg.Kernel != b.kver {
 		b.logf("warning: %s is for kernel %s, running %s", InitramfsJSON, cfg.Kernel, b.kver)
 	}
@@ -270,6 +281,7 @@ func (b *Boot) findMedium(ctx context.Context) error {
 			Label: b.Cmdline.Label(), Slot: slot, Log: b.Log.Debugf})
 		if err == nil {
 			b.medium = m
+			hurry() // switch-root waits for the loads still running
 			b.logf("boot medium: %s", m)
 			b.Log.Debugf("medium found at look %d", looks)
 			if m.Kind == medium.Disk && m.State != "" {
@@ -277,6 +289,10 @@ func (b *Boot) findMedium(ctx context.Context) error {
 				// is mounted, rather than from the squashfs after.
 				b.loadInBackground(" for STATE", fsModules["ext4"])
 			}
+			// The NIC drivers loaded alongside the medium's: start DHCP
+			// now, it survives switch_root (an exec would drop it, and the
+			// system stage asks again).
+			b.startDHCP()
 			return nil
 		}
 		if !errors.Is(err, medium.ErrNotFound) {
@@ -320,6 +336,12 @@ func (b *Boot) waitForDevices(ctx context.Context, left time.Duration) error {
 			if e.Subsystem == "block" && (e.Action == "add" || e.Action == "change") && medium.Candidate(e.DevName) {
 				b.Log.Debugf("uevent: %s %s", e.Action, e.DevName)
 				block = true
+			}
+			if e.Subsystem == "net" && e.Action == "add" && b.dhcp == nil {
+				// A NIC is up: its DHCP exchange can use the time the
+				// storage hardware takes (see startDHCP).
+				b.Log.Debugf("uevent: add %s", e.Env["INTERFACE"])
+				b.startDHCP()
 			}
 		}
 		if err != nil {
@@ -368,6 +390,14 @@ func (b *Boot) mountSystem(context.Context) error {
 	b.logf("system image %s mounted at %s", src, SysRoot)
 	if b.sameInit = sameInit(b.initd, filepath.Join(SysRoot, SystemJSON)); b.sameInit {
 		b.Log.Debugf("the system image's /sbin/init is this initd (%s): no exec", b.initd)
+		// The system stage compares the image's module index with the
+		// initramfs's: digest it while switch-root waits for the loads.
+		ch := make(chan string, 1)
+		b.sysIndex = ch
+		go func() {
+			d, _ := kmod.Digest(filepath.Join(SysRoot, "lib/modules", b.kver))
+			ch <- d
+		}()
 		return nil
 	}
 	// Read the next stage's init while switch-root runs (see prefetch).
@@ -403,9 +433,9 @@ func (b *Boot) switchRoot(context.Context) error {
 		nd, nl := b.settle()
 		b.logf("coldplug: %d devices, %d modules loaded", nd, nl)
 		if b.sameInit {
-			b.startDHCP() // the NIC drivers are in; the exchange survives switch_root
+			b.startDHCP() // if no NIC was there before: their drivers are in now
 		}
-		if d, err := kmod.Digest(b.modules.Dir); err == nil {
+		if d := <-b.rdIndex; d != "" {
 			if err := writeColdplugState(coldplugState, d, b.coldplug.handled()); err != nil {
 				b.logf("coldplug: %v", err) // the system stage then matches every device again
 			}
@@ -416,6 +446,10 @@ func (b *Boot) switchRoot(context.Context) error {
 	if b.events != nil && !b.sameInit { // in-process, the system stage reads it on
 		b.events.Close()
 		b.events = nil
+	}
+	if b.sysIndex != nil {
+		b.sysDigest = <-b.sysIndex // its paths are under SysRoot: done before the move
+		b.sysIndex = nil
 	}
 	if err := mounts.MoveInto(SysRoot, "/dev", "/proc", "/sys", "/run"); err != nil {
 		return err
@@ -513,7 +547,10 @@ func (b *Boot) coldplugSystem(context.Context) error {
 	}
 	sameIndex := false
 	if digest != "" {
-		d, err := kmod.Digest(filepath.Join("/lib/modules", kernelRelease()))
+		d, err := b.sysDigest, error(nil)
+		if d == "" {
+			d, err = kmod.Digest(filepath.Join("/lib/modules", kernelRelease()))
+		}
 		if sameIndex = err == nil && d == digest; !sameIndex {
 			b.Log.Debugf("coldplug: module index differs from the initramfs's (%v); matching every device", err)
 		}
@@ -606,15 +643,21 @@ func (b *Boot) prepareState(context.Context) error {
 	return nil
 }
 
-// startDHCP starts DHCP on the NICs in the background once their drivers
-// are loaded, so the exchange runs while the state and the local seed
-// sources are looked at; the seed phase takes the lease or, when the seed
-// configures the network itself, releases it.
+// startDHCP starts DHCP on the NICs there are in the background, as soon
+// as there are any: when a NIC appears during the medium search, else when
+// the medium is found or at switch-root (in-process), or after an exec'd
+// system stage's coldplug. The exchange then runs while the medium is
+// searched and mounted and the state and the local seed sources are read. The seed phase takes the lease
+// (asking on NICs that appeared since) or, when the seed configures the
+// network itself, releases it.
 func (b *Boot) startDHCP() {
 	if b.dhcp != nil || b.Seed != nil {
 		return
 	}
-	b.dhcp = network.StartDHCP(network.Options{Log: b.logf})
+	b.dhcp = network.StartDHCP(network.Options{Log: b.logf}) // nil without a NIC
+	if b.dhcp != nil {
+		b.Log.Debugf("DHCP started")
+	}
 }
 
 // seed never fails the boot: a bad seed leaves a reachable node.

@@ -92,7 +92,7 @@ func (c *coldplugger) add(modalias string) bool {
 			})
 		}
 		if sem == c.lowSem {
-			lowerPriority()
+			defer lowerPriority()()
 		}
 		sem <- struct{}{}
 		defer func() { <-sem }()
@@ -165,18 +165,54 @@ func inBackground(f func()) (done <-chan struct{}) {
 	ch := make(chan struct{})
 	go func() {
 		defer close(ch)
-		lowerPriority()
+		defer lowerPriority()()
 		f()
 	}()
 	return ch
 }
 
+// niced are the threads lowerPriority niced and that still run, so hurry
+// can undo it once the boot waits for their work.
+var niced struct {
+	sync.Mutex
+	tids    map[int]bool
+	hurried bool
+}
+
 // lowerPriority moves the calling goroutine to its own OS thread at nice
-// 10. The thread dies with the goroutine (no UnlockOSThread), so its
-// niceness never leaks to other goroutines.
-func lowerPriority() {
+// 10 (after hurry: at the normal priority) and returns what to call when
+// the goroutine is done. The thread dies with the goroutine (no
+// UnlockOSThread), so its niceness never leaks to other goroutines.
+func lowerPriority() (done func()) {
 	runtime.LockOSThread()
-	unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), 10)
+	tid := unix.Gettid()
+	niced.Lock()
+	defer niced.Unlock()
+	if niced.hurried {
+		return func() {}
+	}
+	unix.Setpriority(unix.PRIO_PROCESS, tid, 10)
+	if niced.tids == nil {
+		niced.tids = map[int]bool{}
+	}
+	niced.tids[tid] = true
+	return func() {
+		niced.Lock()
+		delete(niced.tids, tid)
+		niced.Unlock()
+	}
+}
+
+// hurry puts the niced threads back at the normal priority, and the ones
+// to come: once the medium is found the boot waits for the rest of the
+// loads, and on a busy host nice 10 starves them.
+func hurry() {
+	niced.Lock()
+	defer niced.Unlock()
+	niced.hurried = true
+	for tid := range niced.tids {
+		unix.Setpriority(unix.PRIO_PROCESS, tid, 0)
+	}
 }
 
 // coldplugState carries what the initramfs stage handled over the exec:

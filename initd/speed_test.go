@@ -322,3 +322,33 @@ func TestColdplugPreloadsSCSIDevices(t *testing.T) {
 		t.Error("the CD-ROM's announcement was new after the preload")
 	}
 }
+
+// hurry puts running background work back at the normal priority, and
+// background work started after it runs there from the start.
+func TestHurry(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("lowering a thread's niceness needs root")
+	}
+	defer func() { niced.Lock(); niced.hurried = false; niced.Unlock() }()
+	prio := func() int { p, _ := unix.Getpriority(unix.PRIO_PROCESS, unix.Gettid()); return p }
+	started, release := make(chan int), make(chan struct{})
+	var after int
+	done := inBackground(func() {
+		started <- prio()
+		<-release
+		after = prio()
+	})
+	before := <-started
+	hurry()
+	close(release)
+	<-done
+	// getpriority answers 20-nice: 10 is nice 10, 20 is nice 0.
+	if before != 10 || after != 20 {
+		t.Errorf("background thread at %d before hurry and %d after, want 10 and 20", before, after)
+	}
+	var later int
+	<-inBackground(func() { later = prio() })
+	if later != 20 {
+		t.Errorf("background work after hurry at %d, want 20 (nice 0)", later)
+	}
+}

@@ -20,6 +20,8 @@ type Prefetch struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 
+	covered map[int]bool // link indexes it ran on (or waited for)
+
 	mu      sync.Mutex
 	settled bool     // taken by Apply or cancelled
 	answers []answer // in the order they came
@@ -33,20 +35,17 @@ type answer struct {
 	err   error
 }
 
-// Apply asks again when the prefetch saw no NIC (a driver may have bound
-// one since) or was used already.
-var (
-	errNoNIC       = errors.New("network: no NIC found")
-	errUsedAlready = errors.New("network: DHCP prefetch used already")
-)
+// errUsedAlready makes a second Apply ask the server itself.
+var errUsedAlready = errors.New("network: DHCP prefetch used already")
 
 // StartDHCP brings every NIC up and starts DHCP on those that get carrier
 // (within Options.CarrierWait), in the background. Sockets are opened
-// here, in the calling thread's network namespace.
+// here, in the calling thread's network namespace. It returns nil when
+// there is no NIC (yet): call it again once a driver bound one.
 func StartDHCP(o Options) *Prefetch {
 	o.defaults()
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Prefetch{cancel: cancel, done: make(chan struct{})}
+	p := &Prefetch{cancel: cancel, done: make(chan struct{}), covered: map[int]bool{}}
 	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		p.err = fmt.Errorf("netlink: %w", err)
@@ -60,12 +59,12 @@ func StartDHCP(o Options) *Prefetch {
 	links, err := n.upLinks()
 	if err != nil {
 		h.Close()
-		p.err = errNoNIC
-		close(p.done)
-		return p
+		cancel()
+		return nil
 	}
 	clients := map[int]*dhcpClient{}
 	for _, l := range links {
+		p.covered[l.Attrs().Index] = true
 		c, err := n.newDHCPClient(l, o.DHCPTimeout, 0)
 		if err != nil {
 			n.log("network: %v", err)
@@ -153,6 +152,24 @@ func (p *Prefetch) Cancel() {
 	p.release()
 }
 
+// lateLinks brings up and returns the NICs a prefetch did not cover.
+func (n *Network) lateLinks(covered map[int]bool) []netlink.Link {
+	all, err := n.physicalLinks()
+	if err != nil {
+		return nil
+	}
+	var late []netlink.Link
+	for _, l := range all {
+		if !covered[l.Attrs().Index] {
+			if err := n.h.LinkSetUp(l); err != nil {
+				n.log("network: %s up: %v", l.Attrs().Name, err)
+			}
+			late = append(late, l)
+		}
+	}
+	return late
+}
+
 // release gives the leases back to their servers and closes the sockets.
 func (p *Prefetch) release() {
 	for _, a := range p.answers {
@@ -163,12 +180,13 @@ func (p *Prefetch) release() {
 	}
 }
 
-// adopt applies what o.Prefetch obtained, as dhcpAll would have. When no
-// NIC existed as it started, or it was used already, it asks again.
+// adopt applies what o.Prefetch obtained, as dhcpAll would have, and runs
+// DHCP on NICs that appeared after it started. When it was used already,
+// it asks again.
 func (n *Network) adopt(ctx, rctx context.Context, o Options) error {
 	answers, err := o.Prefetch.take(ctx)
 	switch {
-	case errors.Is(err, errNoNIC), errors.Is(err, errUsedAlready):
+	case errors.Is(err, errUsedAlready):
 		return n.dhcpAll(ctx, rctx, o)
 	case err != nil:
 		return err
@@ -190,6 +208,13 @@ func (n *Network) adopt(ctx, rctx context.Context, o Options) error {
 		}
 		metric++
 		n.keep(rctx, a.c, lease)
+	}
+	if late := n.lateLinks(o.Prefetch.covered); len(late) > 0 {
+		if up := n.waitCarrier(ctx, late, o.CarrierWait); len(up) > 0 {
+			if err := n.dhcp(ctx, rctx, up, o, len(n.Leases)); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	if len(n.Leases) == 0 {
 		return errors.Join(errs...)

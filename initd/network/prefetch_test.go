@@ -2,7 +2,9 @@ package network
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,25 +89,53 @@ ethernets:
 	}
 }
 
-// With no NIC at all the prefetch says so and Apply asks again (a driver
-// may have bound a NIC since), reporting the same error when there is
-// still none.
+// With no NIC there is nothing to prefetch: StartDHCP says so with nil,
+// and Apply with it does what it does without one.
 func TestDHCPPrefetchNoNIC(t *testing.T) {
-	tn := newTestNet(t)
+	newTestNet(t)
 	h, _ := netlink.NewHandle()
 	defer h.Close()
 	cli, _ := h.LinkByName("cli0")
 	if err := h.LinkDel(cli); err != nil {
 		t.Fatal(err)
 	}
-	_ = tn
 	p := StartDHCP(Options{Log: t.Logf})
-	if _, err := p.take(context.Background()); err != errNoNIC {
-		t.Fatalf("take: %v, want errNoNIC", err)
+	if p != nil {
+		t.Fatal("StartDHCP without a NIC returned a prefetch")
 	}
-	p2 := StartDHCP(Options{Log: t.Logf})
-	_, err := Apply(context.Background(), nil, Options{Root: t.TempDir(), Log: t.Logf, Prefetch: p2})
+	p.Cancel() // nil-safe
+	_, err := Apply(context.Background(), nil, Options{Root: t.TempDir(), Log: t.Logf, Prefetch: p})
 	if err == nil || !strings.Contains(err.Error(), "no NIC found") {
 		t.Errorf("Apply: %v, want no NIC found", err)
+	}
+}
+
+// A NIC that appears after the prefetch started gets DHCP from Apply.
+func TestDHCPPrefetchLateNIC(t *testing.T) {
+	tn := newTestNet(t)
+	tn.serveDHCP(t)
+	p := StartDHCP(Options{Log: t.Logf, DHCPTimeout: 2 * time.Second})
+	h, _ := netlink.NewHandle()
+	defer h.Close()
+	// Both ends in the client namespace: a NIC with carrier and no server.
+	if err := h.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "late0"}, PeerName: "late1"}); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var logged []string
+	logf := func(f string, a ...any) { mu.Lock(); logged = append(logged, fmt.Sprintf(f, a...)); mu.Unlock() }
+	n, err := Apply(context.Background(), nil, Options{Root: t.TempDir(), Log: logf, Prefetch: p, DHCPTimeout: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Stop()
+	if strings.Join(n.Addresses, ",") != "10.99.0.50/24" {
+		t.Errorf("addresses %v", n.Addresses)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	all := strings.Join(logged, "\n")
+	if !strings.Contains(all, "dhcp late0") || !strings.Contains(all, "dhcp late1") {
+		t.Errorf("the late NICs were not tried:\n%s", all)
 	}
 }
