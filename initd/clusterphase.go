@@ -60,7 +60,7 @@ func (b *Boot) startCluster(ctx context.Context) error {
 	o := cluster.Options{
 		Super: b.Super, Spawner: b.Reaper, MC: b.mc, Info: info,
 		Node:   cluster.Node{Name: strings.ToLower(host), Address: addr, Info: info},
-		LogDir: ServiceLogDir, Uptime: uptime, Log: b.logf,
+		Uptime: uptime, Log: b.logf,
 	}
 	b.logf("cluster: %s node %s (%s), Kubernetes %s", b.mc.Spec.Role, o.Node.Name, addr, info.Kubernetes)
 	go func() {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -35,6 +34,7 @@ const (
 	SvcContainerd = "containerd"
 	SvcKubelet    = "kubelet"
 	SvcBootstrap  = "bootstrap"
+	SvcImages     = "images" // ctr images import, once per boot that needs it
 )
 
 // serviceEnv is what every Kubernetes service gets: the supervisor passes
@@ -48,7 +48,6 @@ type Options struct {
 	MC       *machineconfig.MachineConfig
 	Info     *Info
 	Node     Node
-	LogDir   string               // /var/log/kiln: ctr's output goes to images.log
 	Uptime   func() time.Duration // since power-on
 	Log      func(format string, args ...any)
 	ProcSys  string // /proc/sys; tests point it elsewhere
@@ -264,40 +263,27 @@ func (o *Options) importImages(ctx context.Context) (int, error) {
 			return 0, nil
 		}
 	}
-	logf, err := os.OpenFile(filepath.Join(o.LogDir, "images.log"), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+	// A one-shot service (`kiln logs images`), fed the tar stream on its
+	// standard input: if ctr dies, the writes fail and the tar stops.
+	pr, pw, err := os.Pipe()
 	if err != nil {
 		return 0, err
 	}
-	defer logf.Close()
-	pr, pw := io.Pipe()
-	cmd := exec.Command(ctrBin, "--address", ContainerdSocket, "--namespace", CtrNamespace, "images", "import", "-")
-	cmd.Env = serviceEnv
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = pr, logf, logf
-	exit, err := o.Spawner.Start(cmd)
-	if err != nil {
-		return 0, fmt.Errorf("images: %w", err)
+	if err := o.Super.Launch(ctx, supervisor.Service{
+		Name: SvcImages, Path: ctrBin, Once: true, Stdin: pr, Env: serviceEnv, Deps: []string{SvcContainerd},
+		Args: []string{"--address", ContainerdSocket, "--namespace", CtrNamespace, "images", "import", "-"},
+	}); err != nil {
+		pr.Close()
+		pw.Close()
+		return 0, err
 	}
-	tarErr := make(chan error, 1)
-	go func() {
-		err := TarLayout(pw, dir)
-		pw.CloseWithError(err)
-		tarErr <- err
-	}()
-	var ws interface{ ExitStatus() int }
-	select {
-	case st := <-exit:
-		ws = st
-	case <-ctx.Done():
-		cmd.Process.Kill()
-		<-exit
-		return 0, fmt.Errorf("images: import: %w", ctx.Err())
+	tarErr := TarLayout(pw, dir)
+	pw.Close()
+	if err := o.Super.WaitDone(ctx, SvcImages); err != nil {
+		return 0, fmt.Errorf("images: ctr images import: %v (kiln logs %s)", err, SvcImages)
 	}
-	pr.Close()
-	if err := <-tarErr; err != nil && !errors.Is(err, io.ErrClosedPipe) {
-		return 0, fmt.Errorf("images: reading %s: %w", dir, err)
-	}
-	if ws.ExitStatus() != 0 {
-		return 0, fmt.Errorf("images: ctr images import exited with status %d (see %s)", ws.ExitStatus(), logf.Name())
+	if tarErr != nil {
+		return 0, fmt.Errorf("images: reading %s: %w", dir, tarErr)
 	}
 	missing, err := o.missingImages(ctx)
 	if err != nil {

@@ -36,6 +36,10 @@ type Service struct {
 	// anything else Failed; it is never restarted. WaitDone reports how
 	// it ended.
 	Once bool
+	// Stdin is the process's standard input (default: none). The
+	// supervisor closes its copy once the process started, so it suits a
+	// Once service fed through a pipe.
+	Stdin *os.File
 }
 
 // Spawner starts a command and reports its exit status exactly once. PID 1
@@ -464,8 +468,14 @@ func (s *Supervisor) runOnce(ctx context.Context, svc *service) (syscall.WaitSta
 		return 0, err
 	}
 	cmd.Stdout, cmd.Stderr = pw, pw
+	if svc.Stdin != nil {
+		cmd.Stdin = svc.Stdin
+	}
 	exit, err := s.o.Spawner.Start(cmd)
 	pw.Close()
+	if svc.Stdin != nil {
+		svc.Stdin.Close()
+	}
 	if err != nil {
 		pr.Close()
 		out.Close()

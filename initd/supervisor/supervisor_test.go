@@ -254,8 +254,19 @@ func TestOnceAndLaunch(t *testing.T) {
 		return strings.Contains(string(b), "configured")
 	})
 
+	// A one-shot fed through a pipe: it reads to the end, the writer sees it go.
+	pr, pw, err := os.Pipe()
+	must(t, err)
+	must(t, s.Launch(ctx, Service{Name: "reader", Path: sh(t), Once: true, Stdin: pr, Args: []string{"-c", "wc -c"}}))
+	fmt.Fprint(pw, "twelve bytes")
+	pw.Close()
+	must(t, s.WaitDone(ctx, "reader"))
+	if b, _ := os.ReadFile(filepath.Join(dir, "reader.log")); strings.TrimSpace(string(b)) != "12" {
+		t.Errorf("reader read %q, want 12 bytes", b)
+	}
+
 	must(t, s.Launch(ctx, Service{Name: "broken", Path: sh(t), Once: true, Args: []string{"-c", "echo run >> " + runs + "; exit 3"}}))
-	err := s.WaitDone(ctx, "broken")
+	err = s.WaitDone(ctx, "broken")
 	if err == nil || !strings.Contains(err.Error(), "exit status 3") {
 		t.Errorf("broken: %v, want exit status 3", err)
 	}
@@ -273,7 +284,7 @@ func TestOnceAndLaunch(t *testing.T) {
 	for _, i := range s.List() {
 		names = append(names, i.Name+"="+string(i.State))
 	}
-	if got := strings.Join(names, " "); got != "setup=done daemon=healthy broken=failed" {
+	if got := strings.Join(names, " "); got != "setup=done daemon=healthy reader=done broken=failed" {
 		t.Errorf("List: %s", got)
 	}
 	s.Stop()
