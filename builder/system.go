@@ -145,7 +145,7 @@ func (b *archBuild) buildSystem(ctx context.Context) error {
 		return err
 	}
 	defer f.Close()
-	n, err := squashfs.Write(f, t, squashfs.Options{ModTime: b.o.Epoch, Compression: "zstd"})
+	n, err := squashfs.Write(f, t, squashfs.Options{ModTime: b.o.Epoch, Compression: "zstd", BlockSize: int(b.p.System.BlockSize)})
 	if err != nil {
 		return fmt.Errorf("system image: %w", err)
 	}

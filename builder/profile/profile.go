@@ -30,6 +30,7 @@ type Profile struct {
 	Images      []string          `yaml:"images"`
 	Cmdline     string            `yaml:"cmdline"`
 	Overlays    []string          `yaml:"overlays"`
+	System      System            `yaml:"system"`
 	Disk        Disk              `yaml:"disk"`
 	Formats     []string          `yaml:"formats"`
 	VM          VM                `yaml:"vm"`
@@ -68,6 +69,14 @@ type Disk struct {
 	ESP   Size `yaml:"esp"`   // EFI system partition
 	Sys   Size `yaml:"sys"`   // each of SYS-A and SYS-B
 	State Size `yaml:"state"` // initial STATE partition; grown to fill the disk on first boot
+}
+
+// System tunes the system image (the squashfs).
+type System struct {
+	// BlockSize is the squashfs data block size: larger blocks compress big
+	// binaries better (1MiB: about 7% smaller than 128KiB for Go binaries)
+	// at the cost of reading more for a small random read.
+	BlockSize Size `yaml:"blockSize"`
 }
 
 // VM holds the virtual hardware written into OVA descriptors.
@@ -156,6 +165,9 @@ func (p *Profile) defaults() {
 	}
 	if p.VM.CPUs == 0 {
 		p.VM.CPUs = 2
+	}
+	if p.System.BlockSize == 0 {
+		p.System.BlockSize = 128 << 10
 	}
 	if p.VM.MemoryMiB == 0 {
 		p.VM.MemoryMiB = 2048
@@ -360,6 +372,9 @@ func (p *Profile) validate(v *validator) {
 		if p.Disk.Size < need {
 			v.fail("disk.size", "%s is smaller than its partitions (esp + 2 x sys + state + 2MiB of GPT = %s)", p.Disk.Size, need)
 		}
+	}
+	if bs := p.System.BlockSize; bs < 4<<10 || bs > 1<<20 || bs&(bs-1) != 0 {
+		v.fail("system.blockSize", "%s: want a power of two from 4KiB to 1MiB", bs)
 	}
 	if p.VM.CPUs < 1 || p.VM.CPUs > 256 {
 		v.fail("vm.cpus", "%d is out of range 1..256", p.VM.CPUs)
