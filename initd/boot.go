@@ -214,7 +214,8 @@ func (b *Boot) loadInBackground(what string, names []string) {
 	b.loading = append(b.loading, inBackground(func() {
 		n := 0
 		for _, m := range names {
-			if err := b.modules.Load(m); err != nil {
+			// Filesystems and such: nothing to wait for (kmod.AsyncProbe).
+			if err := b.modules.LoadAsync(m); err != nil {
 				b.logf("module %s: %v", m, err) // not fatal: it may be built in or not needed here
 				continue
 			}

@@ -96,7 +96,14 @@ func (c *coldplugger) add(modalias string) bool {
 		}
 		sem <- struct{}{}
 		defer func() { <-sem }()
-		n, err := c.loader.LoadAlias(modalias)
+		load := c.loader.LoadAlias
+		if sem == c.lowSem {
+			// Not on the way to the medium: do not wait for the storage
+			// scan (see kmod.AsyncProbe). A device behind such a driver
+			// appears a little later and is announced like any other.
+			load = c.loader.LoadAliasAsync
+		}
+		n, err := load(modalias)
 		if err != nil {
 			c.logf("coldplug %s: %v", modalias, err)
 		}

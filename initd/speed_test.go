@@ -56,7 +56,7 @@ func TestColdplugger(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var inserted []string
-	l.Insert = func(p string) error {
+	l.Insert = func(p, _ string) error {
 		mu.Lock()
 		inserted = append(inserted, kmod.Name(p))
 		mu.Unlock()
@@ -258,7 +258,7 @@ func TestNeedFS(t *testing.T) {
 		t.Fatal(err)
 	}
 	var inserted []string
-	l.Insert = func(p string) error { inserted = append(inserted, kmod.Name(p)); return nil }
+	l.Insert = func(p, _ string) error { inserted = append(inserted, kmod.Name(p)); return nil }
 	sysModule := t.TempDir()
 	os.Mkdir(filepath.Join(sysModule, "crc32c_generic"), 0o755) // already in the kernel
 	var console bytes.Buffer
@@ -289,7 +289,7 @@ func TestColdplugPreloadsSCSIDevices(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var inserted []string
-	l.Insert = func(p string) error {
+	l.Insert = func(p, _ string) error {
 		mu.Lock()
 		inserted = append(inserted, kmod.Name(p))
 		mu.Unlock()

@@ -102,7 +102,7 @@ func TestLoaderAndColdplug(t *testing.T) {
 	l := openTestdata(t)
 	var mu sync.Mutex
 	var inserted []string
-	l.Insert = func(p string) error { mu.Lock(); inserted = append(inserted, Name(p)); mu.Unlock(); return nil }
+	l.Insert = func(p, _ string) error { mu.Lock(); inserted = append(inserted, Name(p)); mu.Unlock(); return nil }
 	if err := l.Load("virtio_blk"); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +148,7 @@ func TestConcurrentLoads(t *testing.T) {
 	l := openTestdata(t)
 	var mu sync.Mutex
 	count := map[string]int{}
-	l.Insert = func(p string) error {
+	l.Insert = func(p, _ string) error {
 		m := Name(p)
 		mu.Lock()
 		for _, d := range l.Deps[m].Deps {
@@ -193,7 +193,7 @@ func TestConcurrentLoads(t *testing.T) {
 func TestLoadFailure(t *testing.T) {
 	l := openTestdata(t)
 	tries := 0
-	l.Insert = func(p string) error {
+	l.Insert = func(p, _ string) error {
 		if Name(p) == "virtio" {
 			tries++
 			return errors.New("exec format error")
@@ -225,7 +225,7 @@ func TestMarkLoadedFromProcModules(t *testing.T) {
 	}
 	l := openTestdata(t)
 	var inserted []string
-	l.Insert = func(p string) error { inserted = append(inserted, Name(p)); return nil }
+	l.Insert = func(p, _ string) error { inserted = append(inserted, Name(p)); return nil }
 	l.MarkLoaded(names)
 	n, err := l.LoadAlias("virtio:d00000001v00001AF4") // virtio_net, already there
 	if err != nil || n != 0 {
@@ -347,4 +347,27 @@ func TestDeviceModaliasesRealSysfs(t *testing.T) {
 		}
 	}
 	t.Logf("%d modaliases", len(walk))
+}
+
+// Async loads pass AsyncProbe to every module they insert, dependencies
+// included; plain loads pass nothing.
+func TestAsyncProbeParam(t *testing.T) {
+	l, err := Open("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	params := map[string]string{}
+	l.Insert = func(p, args string) error { params[Name(p)] = args; return nil }
+	if _, err := l.LoadAliasAsync("virtio:d00000002v00001AF4"); err != nil { // virtio_blk
+		t.Fatal(err)
+	}
+	if err := l.Load("isofs"); err != nil {
+		t.Fatal(err)
+	}
+	if params["virtio_blk"] != AsyncProbe || params["virtio_ring"] != AsyncProbe {
+		t.Errorf("async load params %q", params)
+	}
+	if p, ok := params["isofs"]; !ok || p != "" || params["cdrom"] != "" {
+		t.Errorf("plain load params %q", params)
+	}
 }

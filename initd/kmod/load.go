@@ -29,8 +29,9 @@ type Loader struct {
 	Aliases *Aliases
 	Builtin map[string]bool
 	Log     func(format string, args ...any)
-	// Insert loads one module file; nil means finit_module. Tests replace it.
-	Insert func(path string) error
+	// Insert loads one module file with its parameters ("" or
+	// AsyncProbe); nil means finit_module. Tests replace it.
+	Insert func(path, params string) error
 
 	mu    sync.Mutex
 	state map[string]*loadState
@@ -134,16 +135,30 @@ func ReadProcModules(r io.Reader) ([]string, error) {
 	return out, nil
 }
 
+// AsyncProbe is the module parameter every module accepts (the kernel
+// handles it) that asks for its drivers to probe devices asynchronously.
+// It also spares finit_module the wait for all of the kernel's pending
+// asynchronous work before it returns: without it, a module loaded while
+// a disk controller scans its ports (ahci: a third of a second of link
+// debouncing) returns only when the scan is done.
+const AsyncProbe = "async_probe"
+
 // Load loads name after its dependencies. Already loaded and built-in
 // modules are fine (EEXIST); a module this kernel does not know is
 // ErrNotFound.
 func (l *Loader) Load(name string) error {
-	_, err := l.load(name)
+	_, err := l.load(name, "")
+	return err
+}
+
+// LoadAsync is Load with AsyncProbe.
+func (l *Loader) LoadAsync(name string) error {
+	_, err := l.load(name, AsyncProbe)
 	return err
 }
 
 // load is Load that also says whether this call inserted name itself.
-func (l *Loader) load(name string) (bool, error) {
+func (l *Loader) load(name, params string) (bool, error) {
 	name = Name(name)
 	if l.Builtin[name] {
 		return false, nil
@@ -154,7 +169,7 @@ func (l *Loader) load(name string) (bool, error) {
 	}
 	inserted := false
 	for _, m := range order {
-		mine, err := l.insertOnce(m)
+		mine, err := l.insertOnce(m, params)
 		if err != nil {
 			return false, err
 		}
@@ -165,7 +180,7 @@ func (l *Loader) load(name string) (bool, error) {
 
 // insertOnce inserts m unless it is loaded or being loaded; in that case
 // it waits and returns the other insertion's result.
-func (l *Loader) insertOnce(m string) (bool, error) {
+func (l *Loader) insertOnce(m, params string) (bool, error) {
 	l.mu.Lock()
 	if l.state == nil {
 		l.state = map[string]*loadState{}
@@ -185,7 +200,7 @@ func (l *Loader) insertOnce(m string) (bool, error) {
 		insert = finit
 	}
 	start := time.Now()
-	if err := insert(p); err != nil {
+	if err := insert(p, params); err != nil {
 		st.err = fmt.Errorf("load module %s (%s): %w", m, p, err)
 	} else {
 		l.logf("module %s loaded in %dms", m, time.Since(start).Milliseconds())
@@ -198,13 +213,24 @@ func (l *Loader) insertOnce(m string) (bool, error) {
 // other. It returns how many this call loaded (not counting modules loaded
 // earlier or by other goroutines) and the failures.
 func (l *Loader) LoadAlias(modalias string) (int, error) {
+	return l.loadAlias(modalias, "")
+}
+
+// LoadAliasAsync is LoadAlias with AsyncProbe: the drivers bind their
+// devices in the background, which then appear (with their uevents) a
+// little after it returns.
+func (l *Loader) LoadAliasAsync(modalias string) (int, error) {
+	return l.loadAlias(modalias, AsyncProbe)
+}
+
+func (l *Loader) loadAlias(modalias, params string) (int, error) {
 	var errs []error
 	n := 0
 	for _, m := range l.Aliases.Match(modalias) {
 		if l.Builtin[m] || l.Loaded(m) {
 			continue
 		}
-		mine, err := l.load(m)
+		mine, err := l.load(m, params)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -233,7 +259,7 @@ func (l *Loader) Loaded(name string) bool {
 	}
 }
 
-func finit(path string) error {
+func finit(path, params string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -243,7 +269,7 @@ func finit(path string) error {
 	if strings.HasSuffix(path, ".xz") || strings.HasSuffix(path, ".zst") || strings.HasSuffix(path, ".gz") {
 		flags |= 4 // MODULE_INIT_COMPRESSED_FILE: the kernel decompresses
 	}
-	err = unix.FinitModule(int(f.Fd()), "", flags)
+	err = unix.FinitModule(int(f.Fd()), params, flags)
 	if err == unix.EEXIST {
 		return nil
 	}
