@@ -33,6 +33,7 @@ const (
 	KubeletDir        = "/var/lib/kubelet"
 	KubeletConfig     = "/var/lib/kubelet/config.yaml"       // written by kubeadm's kubelet-start phase
 	KubeletFlagsEnv   = "/var/lib/kubelet/kubeadm-flags.env" // idem
+	KubeletResolvConf = "/run/kiln/resolv.conf"              // the kubelet's resolver file (pods with dnsPolicy Default)
 	CNIConfDir        = "/etc/cni/net.d"
 	CNIBinDir         = "/opt/cni/bin"
 	CNIConfFile       = "/etc/cni/net.d/10-kiln.conflist"

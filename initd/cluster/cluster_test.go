@@ -287,3 +287,30 @@ func TestTarLayout(t *testing.T) {
 		t.Errorf("LayoutDigest: %q %v", d, err)
 	}
 }
+
+func TestWriteResolvConf(t *testing.T) {
+	dir := t.TempDir()
+	out, node := filepath.Join(dir, "kubelet-resolv.conf"), netip.MustParseAddr("10.0.2.15")
+	// No resolv.conf, or one without a nameserver: the node's own address.
+	for _, content := range []string{"", "search example.test\n"} {
+		in := filepath.Join(dir, "resolv.conf")
+		os.Remove(in)
+		if content != "" {
+			os.WriteFile(in, []byte(content), 0o644)
+		}
+		if err := WriteResolvConf(out, in, node); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := os.ReadFile(out); !strings.HasSuffix(string(got), "\nnameserver 10.0.2.15\n") {
+			t.Errorf("from %q: %q", content, got)
+		}
+	}
+	in := filepath.Join(dir, "resolv.conf")
+	os.WriteFile(in, []byte("nameserver 192.0.2.53\nsearch example.test\n"), 0o644)
+	if err := WriteResolvConf(out, in, node); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(out); string(got) != "nameserver 192.0.2.53\nsearch example.test\n" {
+		t.Errorf("copy: %q", got)
+	}
+}

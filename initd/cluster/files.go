@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/kilnproject/kiln/initd/machineconfig"
 )
@@ -97,4 +99,23 @@ func WritePKI(dir string, s *machineconfig.Secrets) error {
 		}
 	}
 	return nil
+}
+
+// WriteResolvConf writes the kubelet's resolver file (KubeletResolvConf)
+// from the node's (/etc/resolv.conf): the kubelet refuses to start pods
+// without one, and CoreDNS, which forwards to it, refuses one without a
+// nameserver. A node that has no DNS server (an isolated network) gets its
+// own address as the only one: nothing answers there, so names outside
+// the cluster fail fast while cluster names resolve.
+func WriteResolvConf(path, nodeResolv string, node netip.Addr) error {
+	data, err := os.ReadFile(nodeResolv)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == "nameserver" {
+			return WriteFile(path, data, 0o644)
+		}
+	}
+	return WriteFile(path, []byte("# kiln: the node has no DNS server; cluster names resolve, others fail.\nnameserver "+node.String()+"\n"), 0o644)
 }

@@ -28,9 +28,12 @@ var IgnoredPreflight = []string{}
 // Timeouts for kubeadm: its defaults (4 minutes for the control plane to
 // come up) assume native speed; an emulated node (QEMU TCG) runs Go 25-40
 // times slower, and a slow node is still a node.
+// kubeadm retries API and etcd calls for as long as kubernetesAPICall and
+// etcdAPICall say, and its wait-control-plane phase starts with such a
+// call: the API server must be up within it.
 const (
-	healthTimeout = "30m0s" // control plane components, kubelet, TLS bootstrap, discovery
-	callTimeout   = "5m0s"  // one API or etcd call
+	healthTimeout = "30m0s" // control plane up, kubelet, TLS bootstrap, discovery, API and etcd retries
+	callTimeout   = "5m0s"  // upgrade manifests
 )
 
 // KubeadmInit renders kubeadm's configuration for `kubeadm init` from an
@@ -63,7 +66,7 @@ func KubeadmInit(mc *machineconfig.MachineConfig, n Node) ([]byte, error) {
 		CertificateKey:   s.Secrets.CertificateKey,
 		Timeouts: timeouts{
 			ControlPlaneComponentHealthCheck: healthTimeout, KubeletHealthCheck: healthTimeout,
-			KubernetesAPICall: callTimeout, EtcdAPICall: callTimeout, TLSBootstrap: healthTimeout,
+			KubernetesAPICall: healthTimeout, EtcdAPICall: healthTimeout, TLSBootstrap: healthTimeout,
 			Discovery: healthTimeout, UpgradeManifests: callTimeout,
 		},
 	}
@@ -275,6 +278,8 @@ func apiPort(endpoint string) int {
 //   - cgroupDriver cgroupfs: no systemd (kubeadm would default to systemd).
 //   - image garbage collection off: the images are baked, an image the
 //     kubelet deletes cannot be pulled back.
+//   - resolvConf: kiln's copy (see WriteResolvConf), there even when the
+//     node has no DNS server.
 func kubeletConfiguration(extra *yaml.Node) (map[string]any, error) {
 	base := map[string]any{
 		"apiVersion":                  "kubelet.config.k8s.io/v1beta1",
@@ -283,6 +288,7 @@ func kubeletConfiguration(extra *yaml.Node) (map[string]any, error) {
 		"containerRuntimeEndpoint":    CRISocket,
 		"imageGCHighThresholdPercent": 100,
 		"imageGCLowThresholdPercent":  99,
+		"resolvConf":                  KubeletResolvConf,
 	}
 	if extra == nil {
 		return base, nil

@@ -114,6 +114,9 @@ func Run(ctx context.Context, o Options) error {
 		t = step(fmt.Sprintf("%d images imported", n), t)
 	}
 
+	if err := WriteResolvConf(KubeletResolvConf, "/etc/resolv.conf", o.Node.Address); err != nil {
+		return err
+	}
 	kubelet := supervisor.Service{
 		Name: SvcKubelet, Path: kubeletBin, Env: serviceEnv, Deps: []string{SvcContainerd},
 		OOMScoreAdj: -999, Health: httpHealth("http://127.0.0.1:10248/healthz"), StopTimeout: 30 * time.Second,
