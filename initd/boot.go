@@ -243,9 +243,11 @@ func (b *Boot) waitModules() {
 	}
 }
 
-// isoDevices are the modaliases of a SCSI CD-ROM and disk (sr, sd), the
-// devices an ISO is read from.
-var isoDevices = []string{"scsi:t-0x05", "scsi:t-0x00"}
+// isoDevices are the modaliases of a SCSI CD-ROM (sr), what an ISO is
+// mostly read from. Not the disk driver (sd_mod, with its CRC and T10 PI
+// helpers: five modules): a USB stick waits a second for usb-storage to
+// settle anyway, and a one-CPU VM booting from a CD would pay for it.
+var isoDevices = []string{"scsi:t-0x05"}
 
 // Medium search timing: with uevents a new disk is looked at the moment
 // it appears and sysfs is rescanned only as a safety net; without them,
@@ -271,7 +273,7 @@ func (b *Boot) findMedium(ctx context.Context) error {
 	deadline := time.Now().Add(timeout)
 	b.coldplug = newColdplugger(b.modules, "/sys", b.logf)
 	if _, disk := b.Cmdline["kiln.slot"]; !disk {
-		// An ISO boots from a CD-ROM or a USB stick: SCSI devices to Linux.
+		// An ISO boots from a CD-ROM (or a USB stick): SCSI devices to Linux.
 		b.coldplug.scsiDevices = isoDevices
 	}
 	start := time.Now()

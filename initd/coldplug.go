@@ -39,7 +39,7 @@ type coldplugger struct {
 	lowSem  chan struct{} // the rest
 
 	// scsiDevices are modaliases of devices expected behind a SCSI host
-	// (an ISO's CD-ROM or USB stick): their drivers load as if announced
+	// (an ISO's CD-ROM): their drivers load as if announced
 	// as soon as a SCSI host driver is on its way, so the host's scan finds
 	// its driver ready instead of announcing a device that then waits for
 	// a uevent round trip and a module load (0.1-0.3 s under emulation).
