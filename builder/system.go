@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -38,7 +39,7 @@ func (b *archBuild) systemTree(ctx context.Context) (*fstree.Tree, error) {
 			return nil, err
 		}
 	}
-	t.Get("tmp").Perm = 0o1777
+	t.Get("tmp").Perm = 0o777 | fs.ModeSticky // fstree keeps the sticky bit as fs.ModeSticky, not 0o1000
 	t.Get("root").Perm = 0o700
 	for from, to := range mergedUsr {
 		if from == "lib32" || from == "libx32" {
