@@ -40,5 +40,13 @@
 // flags, tags, GOARCH, the C compiler and static libraries (cgo), and the Go
 // version (read from GOROOT/VERSION). When every requested output is cached
 // the go command is not run at all, so a cached build works offline.
-// The same inputs give byte-identical binaries.
+// The same inputs give byte-identical binaries (TestReproducibleCGO).
+//
+// Binaries that need a different flag set are separate go build calls even
+// within one module: containerd's shim is built with upstream's no_grpc tag
+// (ttrpc only, smaller), containerd and ctr without it; etcd and etcdctl
+// are two modules, each stamped with its own digest. The compile work they
+// share still comes from the Go build cache. A cgo binary (runc) consults
+// the C compiler even when cached (gcc -print-file-name, for the key), so
+// the cross gcc must be installed to use a cached arm64 runc.
 package components
