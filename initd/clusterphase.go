@@ -11,6 +11,7 @@ import (
 
 	"github.com/kilnproject/kiln/initd/cluster"
 	"github.com/kilnproject/kiln/initd/kmod"
+	"github.com/kilnproject/kiln/initd/state"
 )
 
 // clusterModules are the module directories the pod network and
@@ -60,7 +61,7 @@ func (b *Boot) startCluster(ctx context.Context) error {
 	o := cluster.Options{
 		Super: b.Super, Spawner: b.Reaper, MC: b.mc, Info: info,
 		Node:   cluster.Node{Name: strings.ToLower(host), Address: addr, Info: info},
-		Uptime: uptime, Log: b.logf,
+		Uptime: uptime, Log: b.logf, StateDir: state.Dir,
 	}
 	b.logf("cluster: %s node %s (%s), Kubernetes %s", b.mc.Spec.Role, o.Node.Name, addr, info.Kubernetes)
 	go func() {

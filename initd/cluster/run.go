@@ -19,6 +19,7 @@ import (
 
 	"github.com/kilnproject/kiln/initd/machineconfig"
 	"github.com/kilnproject/kiln/initd/supervisor"
+	"golang.org/x/sys/unix"
 )
 
 // Binaries the node runs (kiln build lays them into /usr/bin).
@@ -51,6 +52,7 @@ type Options struct {
 	Uptime   func() time.Duration // since power-on
 	Log      func(format string, args ...any)
 	ProcSys  string // /proc/sys; tests point it elsewhere
+	StateDir string // STATE's mount point (/run/kiln/state): containerd's root lives there directly
 	Timeout  time.Duration
 	Interval time.Duration // how often to look for the kubelet's config, default 500ms
 }
@@ -93,6 +95,9 @@ func Run(ctx context.Context, o Options) error {
 		return err
 	}
 	if err := WriteFile(ContainerdConfig, ContainerdTOML(pause), 0o644); err != nil {
+		return err
+	}
+	if err := bindFromState(o.StateDir, "containerd", ContainerdRoot); err != nil {
 		return err
 	}
 	if err := o.Super.Launch(ctx, supervisor.Service{
@@ -342,6 +347,27 @@ func (o *Options) missingImages(ctx context.Context) ([]string, error) {
 	}
 	sort.Strings(missing)
 	return missing, nil
+}
+
+// bindFromState bind-mounts STATE's directory name onto dir. /var is an
+// overlay (the image below, STATE above), and overlayfs refuses an upper
+// directory on an overlay: containerd's overlayfs snapshots must sit on
+// STATE's own filesystem (ext4, or tmpfs on a live ISO).
+func bindFromState(stateDir, name, dir string) error {
+	if stateDir == "" {
+		return nil
+	}
+	src := filepath.Join(stateDir, name)
+	if err := os.MkdirAll(src, 0o711); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o711); err != nil {
+		return err
+	}
+	if err := unix.Mount(src, dir, "", unix.MS_BIND, ""); err != nil {
+		return fmt.Errorf("bind mount %s on %s: %w", src, dir, err)
+	}
+	return nil
 }
 
 // sysctls are what kubeadm's preflight checks and the pod network need:
