@@ -250,3 +250,28 @@ func TestSBOM(t *testing.T) {
 		}
 	}
 }
+
+// TestSystemImageModes reads the minimal image's system squashfs with
+// unsquashfs and checks the modes that matter for safety: /tmp is
+// world-writable with the sticky bit, /root is private.
+func TestSystemImageModes(t *testing.T) {
+	sqfs := filepath.Join(t.TempDir(), "system.sqfs")
+	runTool(t, "xorriso", "-osirrox", "on", "-indev", image("amd64", "iso"), "-extract", "/kiln/system.sqfs", sqfs)
+	out := runTool(t, "unsquashfs", "-lls", "-d", "", sqfs, "tmp", "root")
+	want := map[string]string{"/tmp": "drwxrwxrwt", "/root": "drwx------"}
+	for _, l := range strings.Split(out, "\n") {
+		f := strings.Fields(l)
+		if len(f) < 6 {
+			continue
+		}
+		if w, ok := want[f[len(f)-1]]; ok {
+			if f[0] != w {
+				t.Errorf("%s has mode %s, want %s", f[len(f)-1], f[0], w)
+			}
+			delete(want, f[len(f)-1])
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("unsquashfs -lls did not list %v:\n%s", want, out)
+	}
+}
