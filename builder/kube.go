@@ -176,6 +176,17 @@ func (b *archBuild) addPayload(t *fstree.Tree) error {
 			return fmt.Errorf("component %s: %w", o.Name, err)
 		}
 	}
+	// Aliases after every binary, so a real binary of that name wins.
+	for _, o := range pl.binaries {
+		for _, a := range components.AliasesOf(o.Name) {
+			if t.Get(binDir+"/"+a) != nil {
+				continue
+			}
+			if err := t.Symlink(binDir+"/"+a, o.Name); err != nil {
+				return fmt.Errorf("component %s: alias %s: %w", o.Name, a, err)
+			}
+		}
+	}
 	if pl.imagesDir != "" {
 		if err := t.AddHostDir(pl.imagesDir, ImagesDir); err != nil {
 			return fmt.Errorf("images: %w", err)

@@ -26,6 +26,9 @@ type Binary struct {
 	// CLibs are static C libraries (lib<name>.a) linked in; their files are
 	// part of the cache key. Only with CGO.
 	CLibs []string
+	// Aliases are other command names this binary answers to when invoked
+	// under them (the rootfs gets symlinks), so one copy of shared code ships.
+	Aliases []string
 }
 
 // k8sStamps are the version variables hack/lib/version.sh sets in both
@@ -130,7 +133,8 @@ var Table = []Component{
 	// version stamps, as kubeadm picks image tags and checks skew by them.
 	{Name: "bootstrap", Version: "v0.1.0", Binaries: []Binary{
 		{Name: "kiln-bootstrap", Module: BootstrapModule, Package: BootstrapModule,
-			Stamps: append([]string{"main.version=v0.1.0"}, kubeStamps...), StampSumOf: "k8s.io/kubernetes"},
+			Stamps: append([]string{"main.version=v0.1.0"}, kubeStamps...), StampSumOf: "k8s.io/kubernetes",
+			Aliases: []string{"kubeadm"}},
 	}},
 	// pause is our own code (components/pause), not an upstream module.
 	{Name: "pause", Version: "v1.0.0", Binaries: []Binary{

@@ -37,3 +37,15 @@ var VersionProbes = map[string]VersionProbe{
 	"kiln-bootstrap":          {Args: []string{"version"}, Want: []string{"kiln-bootstrap v0.1.0"}},
 	"pause":                   {Args: []string{"-v"}, Want: []string{"pause v1.0.0"}},
 }
+
+// AliasesOf returns the other command names binary answers to.
+func AliasesOf(binary string) []string {
+	for _, c := range Table {
+		for _, b := range c.Binaries {
+			if b.Name == binary {
+				return b.Aliases
+			}
+		}
+	}
+	return nil
+}

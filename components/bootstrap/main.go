@@ -7,6 +7,7 @@
 //	kiln-bootstrap init --config FILE [--result FILE] [--ready-timeout 30m]
 //	kiln-bootstrap ready --kubeconfig FILE --node NAME [--result FILE] [--ready-timeout 30m]
 //	kiln-bootstrap version
+//	kubeadm ...   (invoked through the kubeadm symlink: kubeadm's own command)
 //
 // init checks the configuration with kubeadm's loader (defaulting and
 // validation, before anything on the node changes), runs `kubeadm init`'s
@@ -30,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	kubeadmapp "k8s.io/kubernetes/cmd/kubeadm/app"
 	kubeadmcmd "k8s.io/kubernetes/cmd/kubeadm/app/cmd"
 	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
 	configutil "k8s.io/kubernetes/cmd/kubeadm/app/util/config"
@@ -47,6 +49,14 @@ type Result struct {
 }
 
 func main() {
+	// Installed under kubeadm's name too (a symlink): the image carries
+	// kubeadm's code once, and `kubeadm ...` on a node is kubeadm itself.
+	if filepath.Base(os.Args[0]) == "kubeadm" {
+		if err := kubeadmapp.Run(); err != nil {
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) < 2 {
 		usage()
 	}
