@@ -22,8 +22,10 @@ import (
 )
 
 // The default profile: the Kubernetes appliance. Built once per test
-// process (for amd64 and arm64, ISO only: the other formats are the minimal
-// profile's tests), lazily, by the first test that needs it.
+// process (for amd64 and arm64, ISO and qcow2: the cluster test wants a
+// disk for containerd; the other formats are the minimal profile's tests),
+// lazily, by the first test that needs it. KILN_DEFAULT_IMAGES=DIR uses the
+// images of an earlier `kiln build -p profiles/default.yaml -o DIR` instead.
 
 const defaultVersion = "0.1.0"
 
@@ -40,9 +42,13 @@ func defaultISO(t *testing.T, arch string) string {
 		t.Skip("builds the default profile (Kubernetes components: tens of minutes from a cold Go cache)")
 	}
 	defaultOnce.Do(func() {
+		if dir := os.Getenv("KILN_DEFAULT_IMAGES"); dir != "" {
+			defaultOnce.dir = dir
+			return
+		}
 		dir := filepath.Join(os.TempDir(), fmt.Sprintf("kiln-default-%d", os.Getpid()))
 		t0 := time.Now()
-		cmd := exec.Command(kilnBin, "build", "-p", filepath.Join(repoRoot, "profiles/default.yaml"), "--format", "iso", "-o", dir)
+		cmd := exec.Command(kilnBin, "build", "-p", filepath.Join(repoRoot, "profiles/default.yaml"), "--format", "iso,qcow2", "-o", dir)
 		cmd.Dir = repoRoot
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
@@ -57,7 +63,21 @@ func defaultISO(t *testing.T, arch string) string {
 	if defaultOnce.err != nil {
 		t.Fatal(defaultOnce.err)
 	}
-	return filepath.Join(defaultOnce.dir, fmt.Sprintf("default-%s-%s.iso", defaultVersion, arch))
+	return defaultImage(t, arch, "iso")
+}
+
+// defaultImage builds the default profile (once) and returns its image of
+// format ext (iso, qcow2) for arch.
+func defaultImage(t *testing.T, arch, ext string) string {
+	t.Helper()
+	if ext != "iso" {
+		defaultISO(t, arch)
+	}
+	p := filepath.Join(defaultOnce.dir, fmt.Sprintf("default-%s-%s.%s", defaultVersion, arch, ext))
+	if _, err := os.Stat(p); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // hostBinaries are the components the default profile lays into the rootfs.
@@ -145,7 +165,11 @@ func TestDefaultProfileContents(t *testing.T) {
 				}
 				checkBinary(t, arch, p, bin)
 			}
-			t.Logf("%s: %d host binaries, %d images (%s)", arch, len(hostBinaries), len(refs), strings.Join(all, " "))
+			var names []string // repository basenames and tags: the log names no registry
+			for _, ref := range all {
+				names = append(names, ref[strings.LastIndex(ref, "/")+1:])
+			}
+			t.Logf("%s: %d host binaries, %d images (%s)", arch, len(hostBinaries), len(refs), strings.Join(names, " "))
 		})
 	}
 }
