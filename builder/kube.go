@@ -59,7 +59,7 @@ func (b *archBuild) buildPayload(ctx context.Context) error {
 	if len(b.p.Components) > 0 {
 		pl.binaries, err = components.Build(ctx, components.Options{ComponentsDir: dir, Arch: b.arch.Name, CacheDir: cache, Names: b.p.Components, Log: logf})
 		if err != nil {
-			return fmt.Errorf("%s: components: %w", b.p.File, err)
+			return fmt.Errorf("%s: %w", b.p.File, err) // the error begins "components: NAME"
 		}
 	}
 	for _, o := range pl.binaries {

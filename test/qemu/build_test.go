@@ -142,6 +142,16 @@ func TestBadInput(t *testing.T) {
 				return strings.Replace(s, "linux-image-6.1.0-56-amd64", "linux-image-9.9.9-1-amd64", 1)
 			}), "--arch", "amd64"}
 		}, "linux-image-9.9.9-1-amd64"},
+		{"unknown component version", func(t *testing.T) []string {
+			return []string{"-p", mk(t, func(s string) string {
+				return strings.Replace(s, "packages: [e2fsprogs]", "packages: [e2fsprogs]\ncomponents: [etcd@v3.6.0]", 1)
+			}), "--arch", "amd64"}
+		}, "version v3.6.0 is not available: etcd is pinned to v3.7.0"},
+		{"unknown component", func(t *testing.T) []string {
+			return []string{"-p", mk(t, func(s string) string {
+				return strings.Replace(s, "packages: [e2fsprogs]", "packages: [e2fsprogs]\ncomponents: [kubelett]", 1)
+			}), "--arch", "amd64"}
+		}, `components.0: unknown component "kubelett"`},
 		{"unknown format", func(t *testing.T) []string {
 			return []string{"-p", "profiles/minimal.yaml", "--format", "iso,floppy"}
 		}, `unknown format "floppy"`},
