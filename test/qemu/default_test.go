@@ -84,6 +84,7 @@ func defaultImage(t *testing.T, arch, ext string) string {
 var hostBinaries = map[string]string{
 	"kubelet": "usr/bin", "kubeadm": "usr/bin", "kubectl": "usr/bin", "containerd": "usr/bin",
 	"containerd-shim-runc-v2": "usr/bin", "runc": "usr/bin", "crictl": "usr/bin", "etcdctl": "usr/bin",
+	"ctr": "usr/bin", "kiln-bootstrap": "usr/bin",
 	"bridge": "opt/cni/bin", "host-local": "opt/cni/bin", "loopback": "opt/cni/bin", "portmap": "opt/cni/bin",
 }
 
@@ -156,6 +157,7 @@ func TestDefaultProfileContents(t *testing.T) {
 			if !slices.Equal(cluster.Images, all) {
 				t.Errorf("cluster.json images %v, layout %v", cluster.Images, all)
 			}
+			checkSBOMImages(t, arch, layout)
 			for ref, files := range refs {
 				bin := imageBinaries[repoBaseOf(ref)]
 				p, ok := files[bin]
@@ -359,4 +361,39 @@ func repoBaseOf(ref string) string {
 		repo = repo[:i]
 	}
 	return repo[strings.LastIndex(repo, "/")+1:]
+}
+
+// checkSBOMImages: the SBOM next to the images lists every image of the
+// layout with its manifest digest as the checksum.
+func checkSBOMImages(t *testing.T, arch, layout string) {
+	t.Helper()
+	var index struct {
+		Manifests []struct {
+			Digest      string            `json:"digest"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"manifests"`
+	}
+	readJSON(t, filepath.Join(layout, "index.json"), &index)
+	var sbom struct {
+		Packages []struct {
+			SPDXID    string `json:"SPDXID"`
+			Name      string `json:"name"`
+			Checksums []struct {
+				Value string `json:"checksumValue"`
+			} `json:"checksums"`
+		} `json:"packages"`
+	}
+	readJSON(t, filepath.Join(defaultOnce.dir, fmt.Sprintf("default-%s.sbom.spdx.json", defaultVersion)), &sbom)
+	listed := map[string]string{}
+	for _, p := range sbom.Packages {
+		if strings.HasPrefix(p.SPDXID, "SPDXRef-oci-image-") && strings.HasSuffix(p.SPDXID, "-"+arch) && len(p.Checksums) == 1 {
+			listed[p.Name] = "sha256:" + p.Checksums[0].Value
+		}
+	}
+	for _, m := range index.Manifests {
+		ref := m.Annotations["io.containerd.image.name"]
+		if listed[ref] != m.Digest {
+			t.Errorf("SBOM lists image %s with digest %q, the layout has %s", ref[strings.LastIndex(ref, "/")+1:], listed[ref], m.Digest)
+		}
+	}
 }
