@@ -27,6 +27,20 @@ func (f *nodeFlags) add(c *cobra.Command) {
 // requestTimeout bounds one call; nodes under emulation answer slowly.
 const requestTimeout = 2 * time.Minute
 
+// call wraps a verb: it connects with the flags' client config and gives
+// the verb a context bounded by requestTimeout.
+func (f *nodeFlags) call(verb func(ctx context.Context, cl *nodeapi.Client, node string, args []string) error) func(*cobra.Command, []string) error {
+	return func(_ *cobra.Command, args []string) error {
+		cl, node, err := f.client()
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
+		defer cancel()
+		return verb(ctx, cl, node, args)
+	}
+}
+
 func (f *nodeFlags) client() (*nodeapi.Client, string, error) {
 	path := f.config
 	if path == "" {
@@ -64,13 +78,7 @@ func statusCmd() *cobra.Command {
 		Use:   "status",
 		Short: "Show a node's version and the state of its services",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, node, err := f.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			defer cancel()
+		RunE: f.call(func(ctx context.Context, cl *nodeapi.Client, node string, args []string) error {
 			v, err := cl.Version(ctx)
 			if err != nil {
 				return fmt.Errorf("%s: %w", node, err)
@@ -90,7 +98,7 @@ func statusCmd() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%d\t%d\n", s.Name, s.State, s.PID, s.Restarts)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	f.add(c)
 	return c
@@ -109,13 +117,7 @@ func healthCmd() *cobra.Command {
 		Use:   "health",
 		Short: "Show a node's health checks; exits non-zero when one fails",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, node, err := f.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			defer cancel()
+		RunE: f.call(func(ctx context.Context, cl *nodeapi.Client, node string, args []string) error {
 			h, err := cl.Health(ctx)
 			if err != nil {
 				return fmt.Errorf("%s: %w", node, err)
@@ -139,7 +141,7 @@ func healthCmd() *cobra.Command {
 			}
 			fmt.Printf("%s: all checks passed\n", node)
 			return nil
-		},
+		}),
 	}
 	f.add(c)
 	return c
@@ -194,13 +196,7 @@ func kubeconfigCmd() *cobra.Command {
 		Use:   "kubeconfig",
 		Short: "Fetch the admin kubeconfig from a control-plane node",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, node, err := f.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			defer cancel()
+		RunE: f.call(func(ctx context.Context, cl *nodeapi.Client, node string, args []string) error {
 			data, err := cl.Kubeconfig(ctx)
 			if err != nil {
 				return fmt.Errorf("%s: %w", node, err)
@@ -214,7 +210,7 @@ func kubeconfigCmd() *cobra.Command {
 			}
 			fmt.Fprintf(os.Stderr, "wrote %s (mode 0600)\n", out)
 			return nil
-		},
+		}),
 	}
 	f.add(c)
 	c.Flags().StringVarP(&out, "output", "o", "kubeconfig", "file to write (- for standard output)")
@@ -227,19 +223,13 @@ func powerCmd(verb, action string) *cobra.Command {
 		Use:   verb,
 		Short: fmt.Sprintf("Ask a node to %s cleanly (services stopped, filesystems unmounted)", map[string]string{"reboot": "reboot", "shutdown": "power off"}[verb]),
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			cl, node, err := f.client()
-			if err != nil {
-				return err
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
-			defer cancel()
+		RunE: f.call(func(ctx context.Context, cl *nodeapi.Client, node string, args []string) error {
 			if err := cl.Power(ctx, action); err != nil {
 				return fmt.Errorf("%s: %w", node, err)
 			}
 			fmt.Printf("%s: %s requested\n", node, action)
 			return nil
-		},
+		}),
 	}
 	f.add(c)
 	return c
