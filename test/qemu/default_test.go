@@ -119,6 +119,12 @@ func TestDefaultProfileContents(t *testing.T) {
 				checkBinary(t, arch, filepath.Join(root, dir, name), name)
 			}
 
+			// The profile's overlay (overlays/kubernetes) is in the rootfs as written.
+			overlay, _ := os.ReadFile(filepath.Join(repoRoot, "overlays/kubernetes/etc/crictl.yaml"))
+			if got, err := os.ReadFile(filepath.Join(root, "etc/crictl.yaml")); err != nil || !bytes.Equal(got, overlay) || len(overlay) == 0 {
+				t.Errorf("etc/crictl.yaml from overlays/kubernetes: got %q (%v), want %q", got, err, overlay)
+			}
+
 			var cluster struct {
 				Kubernetes string   `json:"kubernetes"`
 				Images     []string `json:"images"`
@@ -196,7 +202,7 @@ func extractSystem(t *testing.T, iso string) string {
 	cleanups = append(cleanups, func() { os.RemoveAll(base) })
 	sqfs := filepath.Join(dir, "system.sqfs")
 	runTool(t, "xorriso", "-osirrox", "on", "-indev", iso, "-extract", "/kiln/system.sqfs", sqfs)
-	runTool(t, "unsquashfs", "-no-progress", "-d", filepath.Join(dir, "root"), sqfs, "usr/bin", "opt/cni/bin", "usr/share/kiln", "etc/kiln")
+	runTool(t, "unsquashfs", "-no-progress", "-d", filepath.Join(dir, "root"), sqfs, "usr/bin", "opt/cni/bin", "usr/share/kiln", "etc/kiln", "etc/crictl.yaml")
 	return filepath.Join(dir, "root")
 }
 
