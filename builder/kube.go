@@ -131,7 +131,11 @@ func (b *archBuild) imageRefs(ctx context.Context, dir, cache string, logf func(
 	}
 	byName := map[string]string{}
 	for _, ref := range addons {
-		byName[repoBase(ref)] = ref
+		_, base, _, err := images.RefParts(ref)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: images: %w", b.p.File, err)
+		}
+		byName[base] = ref
 	}
 	var refs []string
 	for i, name := range b.p.Images {
@@ -150,15 +154,6 @@ func (b *archBuild) imageRefs(ctx context.Context, dir, cache string, logf func(
 		}
 	}
 	return refs, version, nil
-}
-
-// repoBase is the last path element of a reference's repository.
-func repoBase(ref string) string {
-	repo := ref
-	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-		repo = repo[:i]
-	}
-	return repo[strings.LastIndex(repo, "/")+1:]
 }
 
 // addPayload lays the payload into the system tree.
@@ -239,17 +234,12 @@ func (pl *payload) sbom(arch string) []sbomPackage {
 			Module: o.Module, GoSum: o.Sum})
 	}
 	for _, im := range pl.images {
-		out = append(out, sbomPackage{Name: im.Ref, Version: refTag(im.Ref), Arch: arch, Kind: "oci-image", Digest: im.Digest})
+		repo, base, tag, _ := images.RefParts(im.Ref) // Build checked every reference
+		out = append(out, sbomPackage{Name: im.Ref, Version: tag, Arch: arch, Kind: "oci-image", Digest: im.Digest,
+			Repository: repo, RepoBase: base})
 		for _, p := range im.Packages {
 			out = append(out, sbomPackage{Name: p.Name, Version: p.Version, Arch: p.Arch, SHA256: p.SHA256, Kind: "deb"})
 		}
 	}
 	return out
-}
-
-func refTag(ref string) string {
-	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
-		return ref[i+1:]
-	}
-	return ""
 }

@@ -22,6 +22,7 @@ type sbomPackage struct {
 	GoSum                             string // go.sum "h1:" hash for Go modules
 	Module                            string // Go module a component binary is built from
 	Digest                            string // OCI manifest digest of an image
+	Repository, RepoBase              string // an image's repository and its last element
 }
 
 func (b *archBuild) sbom() (sbomArch, error) {
@@ -110,7 +111,7 @@ func writeSBOM(path string, p *profile.Profile, epoch int64, arches []sbomArch) 
 			case "oci-image":
 				hex := strings.TrimPrefix(sp.Digest, "sha256:")
 				p.Checksums = []checksum{{"SHA256", hex}}
-				p.ExternalRefs = []extRef{{"PACKAGE-MANAGER", "purl", fmt.Sprintf("pkg:oci/%s@%s?arch=%s&repository_url=%s", repoBase(sp.Name), sp.Digest, sp.Arch, strings.TrimSuffix(sp.Name, ":"+sp.Version))}}
+				p.ExternalRefs = []extRef{{"PACKAGE-MANAGER", "purl", fmt.Sprintf("pkg:oci/%s@%s?arch=%s&repository_url=%s", sp.RepoBase, sp.Digest, sp.Arch, sp.Repository)}}
 				p.Comment = "container image in the system image's OCI layout; the checksum is its manifest digest"
 				p.PrimaryPurpose = "CONTAINER"
 			}

@@ -88,6 +88,17 @@ func parseTag(ref string) (name.Tag, error) {
 // ".../coredns/coredns:v1.14.6"): the key of the recipe table.
 func repoBase(tag name.Tag) string { return path.Base(tag.RepositoryStr()) }
 
+// RefParts splits a fully qualified tag reference into its repository
+// (registry included), the repository's last element (what recipes and
+// addons are named by) and the tag.
+func RefParts(ref string) (repository, base, tag string, err error) {
+	t, err := parseTag(ref)
+	if err != nil {
+		return "", "", "", err
+	}
+	return t.Repository.Name(), repoBase(t), t.TagStr(), nil
+}
+
 // MetricsServerVersion is the metrics-server release the addon image is
 // tagged with (the pinned component version).
 const MetricsServerVersion = "v0.9.0"

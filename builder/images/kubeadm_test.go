@@ -116,3 +116,13 @@ func TestBinaries(t *testing.T) {
 		t.Fatalf("unknown image: err = %v", err)
 	}
 }
+
+func TestRefParts(t *testing.T) {
+	repo, base, tag, err := RefParts("registry.example.test/coredns/coredns:v1.14.6")
+	if err != nil || repo != "registry.example.test/coredns/coredns" || base != "coredns" || tag != "v1.14.6" {
+		t.Fatalf("RefParts = %q %q %q %v", repo, base, tag, err)
+	}
+	if _, _, _, err := RefParts("coredns:v1.14.6"); err == nil {
+		t.Fatal("a reference without a registry host was accepted")
+	}
+}

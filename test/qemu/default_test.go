@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kilnproject/kiln/builder/components"
+	"github.com/kilnproject/kiln/builder/images"
 )
 
 // The default profile: the Kubernetes appliance. Built once per test
@@ -362,11 +363,11 @@ func untarExecutables(layer, dir string, files map[string]string) error {
 }
 
 func repoBaseOf(ref string) string {
-	repo := ref
-	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-		repo = repo[:i]
+	_, base, _, err := images.RefParts(ref)
+	if err != nil {
+		return ref
 	}
-	return repo[strings.LastIndex(repo, "/")+1:]
+	return base
 }
 
 // checkSBOMImages: the SBOM next to the images lists every image of the
