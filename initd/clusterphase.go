@@ -3,6 +3,7 @@ package initd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sort"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/kilnproject/kiln/initd/cluster"
 	"github.com/kilnproject/kiln/initd/kmod"
+	"github.com/kilnproject/kiln/initd/machineconfig"
+	"github.com/kilnproject/kiln/initd/nodeapi"
 	"github.com/kilnproject/kiln/initd/state"
 )
 
@@ -62,15 +65,69 @@ func (b *Boot) startCluster(ctx context.Context) error {
 		Super: b.Super, Spawner: b.Reaper, MC: b.mc, Info: info,
 		Node:   cluster.Node{Name: strings.ToLower(host), Address: addr, Info: info},
 		Uptime: uptime, Log: b.logf, StateDir: state.Dir,
+		OnUp: func() {
+			b.nodeState.mu.Lock()
+			b.clusterUp = true
+			b.nodeState.mu.Unlock()
+		},
+	}
+	if b.api != nil {
+		b.api.AddCheck(b.clusterCheck)
+		if b.mc.Spec.Role != machineconfig.RoleWorker {
+			b.api.AddCheck(validationCheck)
+		}
 	}
 	b.logf("cluster: %s node %s (%s), Kubernetes %s", b.mc.Spec.Role, o.Node.Name, addr, info.Kubernetes)
 	go func() {
 		b.loadClusterModules()
 		if err := cluster.Run(context.Background(), o); err != nil {
+			b.nodeState.mu.Lock()
+			b.clusterErr = err
+			b.nodeState.mu.Unlock()
 			b.logf("ERROR: cluster: %v", err)
 		}
 	}()
 	return nil
+}
+
+// clusterCheck is the node API's "cluster" health check: the node is
+// Ready, or why not yet.
+func (b *Boot) clusterCheck(context.Context) nodeapi.Check {
+	b.nodeState.mu.Lock()
+	defer b.nodeState.mu.Unlock()
+	c := nodeapi.Check{Name: "cluster", OK: b.clusterUp && b.clusterErr == nil}
+	switch {
+	case b.clusterErr != nil:
+		c.Errors = errorLines(b.clusterErr)
+	case !b.clusterUp:
+		c.Errors = []string{"the node is not Ready yet (kiln logs bootstrap)"}
+	default:
+		c.Detail = fmt.Sprintf("node Ready, %s node", b.mc.Spec.Role)
+	}
+	return c
+}
+
+// validationCheck is the cluster validation's result, on control-plane nodes.
+func validationCheck(context.Context) nodeapi.Check {
+	c := nodeapi.Check{Name: "validation"}
+	v, err := cluster.ReadValidation(cluster.ValidationResult)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		c.Errors = []string{"the cluster validation has not finished yet (kiln logs validate)"}
+	case err != nil:
+		c.Errors = []string{err.Error()}
+	default:
+		c.OK = v.Passed
+		for _, ch := range v.Checks {
+			if ch.Passed {
+				c.Detail += fmt.Sprintf("%s ok (%s); ", ch.Name, ch.Detail)
+			} else {
+				c.Errors = append(c.Errors, ch.Name+": "+ch.Detail)
+			}
+		}
+		c.Detail = strings.TrimSuffix(c.Detail, "; ")
+	}
+	return c
 }
 
 // loadClusterModules loads the clusterModules the image ships.

@@ -35,6 +35,9 @@ type nodeState struct {
 	mc       *machineconfig.MachineConfig
 	mcErr    error
 	api      *nodeapi.Server
+
+	clusterUp  bool  // the node is Ready
+	clusterErr error // the cluster phase failed
 }
 
 type phaseResult struct {

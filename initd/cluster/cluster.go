@@ -23,6 +23,8 @@ const (
 	ContainerdSocket  = "/run/containerd/containerd.sock"
 	CRISocket         = "unix://" + ContainerdSocket
 	KubeadmConfig     = "/run/kiln/kubeadm.yaml" // holds the token and certificate key: 0600, tmpfs
+	PatchDir          = "/run/kiln/kubeadm-patches"
+	ValidationResult  = "/run/kiln/validation.json"
 	BootstrapResult   = "/run/kiln/bootstrap.json"
 	ImagesImported    = "/var/lib/kiln/images.imported" // digest of the index.json last imported
 	KubernetesDir     = "/etc/kubernetes"

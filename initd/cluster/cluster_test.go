@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -116,6 +117,86 @@ func TestKubeadmInitErrors(t *testing.T) {
 	}
 }
 
+func TestKubeadmJoin(t *testing.T) {
+	w := exampleConfig(t, "worker")
+	n := testNode()
+	n.Address = netip.MustParseAddr("192.168.10.21")
+	out, err := KubeadmJoin(w, n, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "worker-kubeadm.yaml", out)
+	hash, err := CACertHash(w.Spec.Secrets.CA.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(out)
+	for _, want := range []string{
+		"kind: JoinConfiguration", "apiServerEndpoint: 192.168.10.10:6443", "- " + hash,
+		"token: " + w.Spec.Secrets.BootstrapToken.Token, "tlsBootstrapToken: " + w.Spec.Secrets.BootstrapToken.Token,
+		"imagePullPolicy: Never", "value: 192.168.10.21", "key: dedicated",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("join config lacks %q", want)
+		}
+	}
+	if strings.Contains(s, "controlPlane:") {
+		t.Error("a worker's join config has a controlPlane section")
+	}
+
+	cp := exampleConfig(t, "controlplane")
+	cp.Spec.Cluster.ControlPlaneEndpoint = "cluster.example.internal"
+	out, err = KubeadmJoin(cp, n, PatchDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden(t, "controlplane-kubeadm.yaml", out)
+	for _, want := range []string{"controlPlane:", "advertiseAddress: 192.168.10.21", "apiServerEndpoint: cluster.example.internal:6443"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("control-plane join config lacks %q", want)
+		}
+	}
+	if _, err := KubeadmJoin(exampleConfig(t, "init"), n, ""); err == nil || !strings.Contains(err.Error(), "only worker and control-plane nodes join") {
+		t.Errorf("init role: %v", err)
+	}
+	w.Spec.Secrets.CA.Cert = "not a certificate"
+	if _, err := KubeadmJoin(w, n, ""); err == nil || !strings.Contains(err.Error(), "spec.secrets.ca.cert") {
+		t.Errorf("bad CA: %v", err)
+	}
+}
+
+// CACertHash agrees with the recipe in kubeadm's documentation (openssl
+// x509 -pubkey | openssl rsa/pkey -pubin -outform der | sha256sum).
+func TestCACertHash(t *testing.T) {
+	w := exampleConfig(t, "worker")
+	got, err := CACertHash(w.Spec.Secrets.CA.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	crt := filepath.Join(dir, "ca.crt")
+	os.WriteFile(crt, []byte(w.Spec.Secrets.CA.Cert), 0o644)
+	cmd := exec.Command("sh", "-c", "openssl x509 -pubkey -noout -in "+crt+" | openssl pkey -pubin -outform der | sha256sum")
+	out, err := cmd.Output()
+	if err != nil {
+		t.Skipf("openssl: %v", err)
+	}
+	if want := "sha256:" + strings.Fields(string(out))[0]; got != want {
+		t.Errorf("CACertHash = %s, openssl says %s", got, want)
+	}
+}
+
+func TestKubeletPatch(t *testing.T) {
+	mc := exampleConfig(t, "init") // its kubeletConfiguration sets maxPods: 200
+	name, body, err := KubeletPatch(mc)
+	if err != nil || name != "kubeletconfiguration+merge.yaml" || !strings.Contains(string(body), "maxPods: 200") {
+		t.Errorf("KubeletPatch: %s %q %v", name, body, err)
+	}
+	if name, body, err := KubeletPatch(exampleConfig(t, "worker")); err != nil || name != "" || body != nil {
+		t.Errorf("no kubelet configuration: %s %q %v", name, body, err)
+	}
+}
+
 func TestContainerdTOML(t *testing.T) {
 	ref, err := testInfo().Image("pause")
 	if err != nil || ref != "example.test/k8s/pause:3.10.1" {
@@ -127,44 +208,6 @@ func TestContainerdTOML(t *testing.T) {
 	golden(t, "containerd.toml", ContainerdTOML(ref))
 }
 
-func TestNodePodSubnet(t *testing.T) {
-	for _, tc := range []struct{ in, want, err string }{
-		{"10.244.0.0/16", "[10.244.0.0/24]", ""},
-		{"10.244.7.9/16", "[10.244.0.0/24]", ""},
-		{"10.244.0.0/16,fd00:10:244::/56", "[10.244.0.0/24 fd00:10:244::/64]", ""},
-		{"10.0.0.0/25", "", "smaller than a node's /24"},
-		{"nonsense", "", `pod subnet "nonsense"`},
-	} {
-		got, err := NodePodSubnet(tc.in)
-		if tc.err != "" {
-			if err == nil || !strings.Contains(err.Error(), tc.err) {
-				t.Errorf("%s: error %v, want %q", tc.in, err, tc.err)
-			}
-			continue
-		}
-		if err != nil || strings.ReplaceAll(strings.Trim(strings.Join(strings.Fields(strings.Trim(formatPrefixes(got), "[]")), " "), " "), "  ", " ") != strings.Trim(tc.want, "[]") {
-			t.Errorf("%s: %v %v, want %s", tc.in, got, err, tc.want)
-		}
-	}
-}
-
-func formatPrefixes(ps []netip.Prefix) string {
-	var s []string
-	for _, p := range ps {
-		s = append(s, p.String())
-	}
-	return "[" + strings.Join(s, " ") + "]"
-}
-
-func TestBridgeConfList(t *testing.T) {
-	ranges, _ := NodePodSubnet("10.244.0.0/16,fd00:10:244::/56")
-	conf, err := BridgeConfList(ranges)
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden(t, "bridge.conflist", conf)
-}
-
 func TestNodeAddress(t *testing.T) {
 	for _, tc := range []struct {
 		endpoint string
@@ -174,6 +217,8 @@ func TestNodeAddress(t *testing.T) {
 		{"10.0.2.15:6443", []string{"fe80::1/64", "10.0.2.15/24"}, "10.0.2.15"},
 		{"cluster.example:6443", []string{"fd00::5/64", "192.168.1.5/24"}, "192.168.1.5"},
 		{"10.0.0.1:6443", []string{"fd00::5/64"}, "fd00::5"},
+		// A joining node with a NAT NIC first: the address on the endpoint's subnet.
+		{"192.168.76.10:6443", []string{"10.0.2.15/24", "192.168.76.11/24"}, "192.168.76.11"},
 	} {
 		got, err := NodeAddress(tc.endpoint, tc.addrs)
 		if err != nil || got.String() != tc.want {

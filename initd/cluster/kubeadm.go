@@ -2,8 +2,13 @@ package cluster
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"sort"
@@ -85,7 +90,7 @@ func KubeadmInit(mc *machineconfig.MachineConfig, n Node) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	docs, err := withExtra([]any{initCfg, clusterCfg}, s.Kubeadm)
+	docs, err := withExtra([]any{initCfg, clusterCfg}, initExtraKinds, s.Kubeadm)
 	if err != nil {
 		return nil, err
 	}
@@ -105,13 +110,17 @@ func KubeadmInit(mc *machineconfig.MachineConfig, n Node) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// extraKinds are the spec.kubeadm keys and the documents they lay over.
-var extraKinds = []string{"initConfiguration", "clusterConfiguration"}
+// The spec.kubeadm keys each role may use, in the order of the documents
+// they lay over.
+var (
+	initExtraKinds = []string{"initConfiguration", "clusterConfiguration"}
+	joinExtraKinds = []string{"joinConfiguration"}
+)
 
-// withExtra lays spec.kubeadm's initConfiguration and clusterConfiguration
-// over kiln's InitConfiguration and ClusterConfiguration (mappings merge,
-// everything else replaces; apiVersion and kind stay kiln's).
-func withExtra(docs []any, extra *yaml.Node) ([]any, error) {
+// withExtra lays spec.kubeadm's documents (e.g. initConfiguration and
+// clusterConfiguration) over kiln's (extraKinds[i] over docs[i]): mappings
+// merge, everything else replaces; apiVersion and kind stay kiln's.
+func withExtra(docs []any, extraKinds []string, extra *yaml.Node) ([]any, error) {
 	maps := make([]any, len(docs))
 	for i, d := range docs {
 		data, err := yaml.Marshal(d)
@@ -318,24 +327,147 @@ func merge(dst, src map[string]any) {
 	}
 }
 
-// NodePodSubnet is the pod range of a node that has none assigned yet: the
-// first /24 (IPv4) or /64 (IPv6) of each of the cluster's pod subnets, which
-// is what the controller manager's range allocator gives the first node.
-func NodePodSubnet(podSubnet string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range strings.Split(podSubnet, ",") {
-		p, err := netip.ParsePrefix(strings.TrimSpace(s))
-		if err != nil {
-			return nil, fmt.Errorf("pod subnet %q: %w", s, err)
-		}
-		bits := 24
-		if p.Addr().Is6() {
-			bits = 64
-		}
-		if p.Bits() > bits {
-			return nil, fmt.Errorf("pod subnet %s is smaller than a node's /%d", p, bits)
-		}
-		out = append(out, netip.PrefixFrom(p.Masked().Addr(), bits))
+// KubeadmJoin renders kubeadm's JoinConfiguration for a worker or a
+// control-plane node: discovery by the machine config's bootstrap token,
+// pinned to the cluster CA's public key (kubeadm's caCertHashes), so the
+// node trusts no API server but its own cluster's. A control-plane node
+// gets the shared keys from the machine config on disk (WritePKI) rather
+// than downloading them with the certificate key. The KubeletConfiguration
+// comes from the cluster (kubeadm's kubelet-config ConfigMap); this node's
+// spec.node.kubeletConfiguration is a kubeadm patch (KubeletPatch) in
+// patchDir ("" = none).
+func KubeadmJoin(mc *machineconfig.MachineConfig, n Node, patchDir string) ([]byte, error) {
+	s := mc.Spec
+	if s.Role != machineconfig.RoleWorker && s.Role != machineconfig.RoleControlPlane {
+		return nil, fmt.Errorf("machine config: spec.role is %s: only worker and control-plane nodes join", s.Role)
 	}
-	return out, nil
+	if s.Secrets == nil || s.Secrets.BootstrapToken == nil {
+		return nil, errors.New("machine config: spec.secrets.bootstrapToken: missing")
+	}
+	if s.Secrets.CA == nil {
+		return nil, errors.New("machine config: spec.secrets.ca: missing (joining nodes pin the cluster CA)")
+	}
+	if _, err := KubernetesVersion(mc, n.Info); err != nil {
+		return nil, err
+	}
+	if !n.Address.IsValid() {
+		return nil, errors.New("cluster: the node has no address to register with")
+	}
+	hash, err := CACertHash(s.Secrets.CA.Cert)
+	if err != nil {
+		return nil, fmt.Errorf("machine config: spec.secrets.ca.cert: %w", err)
+	}
+	tok := s.Secrets.BootstrapToken.Token
+	cfg := joinConfiguration{
+		APIVersion: kubeadmAPI, Kind: "JoinConfiguration",
+		CACertPath:       PKIDir + "/ca.crt",
+		NodeRegistration: nodeRegistration(s, n),
+		Discovery: discovery{
+			BootstrapToken: &bootstrapTokenDiscovery{
+				Token: tok, APIServerEndpoint: endpointHostPort(s.Cluster.ControlPlaneEndpoint), CACertHashes: []string{hash},
+			},
+			TLSBootstrapToken: tok,
+		},
+		Timeouts: timeouts{
+			ControlPlaneComponentHealthCheck: healthTimeout, KubeletHealthCheck: healthTimeout,
+			KubernetesAPICall: healthTimeout, EtcdAPICall: healthTimeout, TLSBootstrap: healthTimeout,
+			Discovery: healthTimeout, UpgradeManifests: callTimeout,
+		},
+	}
+	if s.Role == machineconfig.RoleControlPlane {
+		cfg.ControlPlane = &joinControlPlane{
+			LocalAPIEndpoint: apiEndpoint{AdvertiseAddress: n.Address.String(), BindPort: apiPort(s.Cluster.ControlPlaneEndpoint)},
+		}
+	}
+	if s.Node.KubeletConfiguration != nil && patchDir != "" {
+		cfg.Patches = &patches{Directory: patchDir}
+	}
+	docs, err := withExtra([]any{cfg}, joinExtraKinds, s.Kubeadm)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	buf.WriteString("# Written by initd from the machine config (kiln: initd/cluster). Holds the bootstrap token.\n")
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(docs[0]); err != nil {
+		return nil, err
+	}
+	enc.Close()
+	return buf.Bytes(), nil
+}
+
+// KubeletPatch is the kubeadm patch (target kubeletconfiguration, a JSON
+// merge patch written as YAML) that lays a joining node's
+// spec.node.kubeletConfiguration over the cluster's kubelet configuration:
+// file name and body, or none when the machine config has none.
+func KubeletPatch(mc *machineconfig.MachineConfig) (string, []byte, error) {
+	extra := mc.Spec.Node.KubeletConfiguration
+	if extra == nil {
+		return "", nil, nil
+	}
+	var over map[string]any
+	if err := extra.Decode(&over); err != nil {
+		return "", nil, fmt.Errorf("machine config: spec.node.kubeletConfiguration: %w", err)
+	}
+	delete(over, "apiVersion")
+	delete(over, "kind")
+	data, err := yaml.Marshal(over)
+	if err != nil {
+		return "", nil, err
+	}
+	return "kubeletconfiguration+merge.yaml", data, nil
+}
+
+// CACertHash is kubeadm's public key pin of a CA: "sha256:" and the hex
+// SHA-256 of the certificate's DER SubjectPublicKeyInfo.
+func CACertHash(certPEM string) (string, error) {
+	block, _ := pem.Decode([]byte(certPEM))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return "", errors.New("no PEM certificate")
+	}
+	c, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(c.RawSubjectPublicKeyInfo)
+	return "sha256:" + hex.EncodeToString(sum[:]), nil
+}
+
+// endpointHostPort is controlPlaneEndpoint with the port made explicit.
+func endpointHostPort(endpoint string) string {
+	if _, _, err := net.SplitHostPort(endpoint); err == nil {
+		return endpoint
+	}
+	return net.JoinHostPort(strings.Trim(endpoint, "[]"), "6443")
+}
+
+type joinConfiguration struct {
+	APIVersion       string            `yaml:"apiVersion"`
+	Kind             string            `yaml:"kind"`
+	CACertPath       string            `yaml:"caCertPath"`
+	NodeRegistration nodeReg           `yaml:"nodeRegistration"`
+	Discovery        discovery         `yaml:"discovery"`
+	ControlPlane     *joinControlPlane `yaml:"controlPlane,omitempty"`
+	Patches          *patches          `yaml:"patches,omitempty"`
+	Timeouts         timeouts          `yaml:"timeouts"`
+}
+
+type discovery struct {
+	BootstrapToken    *bootstrapTokenDiscovery `yaml:"bootstrapToken"`
+	TLSBootstrapToken string                   `yaml:"tlsBootstrapToken"`
+}
+
+type bootstrapTokenDiscovery struct {
+	Token             string   `yaml:"token"`
+	APIServerEndpoint string   `yaml:"apiServerEndpoint"`
+	CACertHashes      []string `yaml:"caCertHashes"`
+}
+
+type joinControlPlane struct {
+	LocalAPIEndpoint apiEndpoint `yaml:"localAPIEndpoint"`
+}
+
+type patches struct {
+	Directory string `yaml:"directory"`
 }

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kilnproject/kiln/initd/cluster/podnet"
 	"github.com/kilnproject/kiln/initd/machineconfig"
 	"github.com/kilnproject/kiln/initd/supervisor"
 	"golang.org/x/sys/unix"
@@ -55,6 +56,8 @@ type Options struct {
 	StateDir string // STATE's mount point (/run/kiln/state): containerd's root lives there directly
 	Timeout  time.Duration
 	Interval time.Duration // how often to look for the kubelet's config, default 500ms
+	// OnUp is called once the node is Ready (for the node API's health report).
+	OnUp func()
 }
 
 // Run brings the node's Kubernetes up: containerd, the baked images, then
@@ -84,9 +87,6 @@ func Run(ctx context.Context, o Options) error {
 	}
 	role := o.MC.Spec.Role
 	rejoin := exists(KubeletConf)
-	if !rejoin && role != machineconfig.RoleInit {
-		return fmt.Errorf("joining as %s is not implemented yet; containerd and the kubelet are not started", role)
-	}
 	if err := sysctls(o.ProcSys); err != nil {
 		return err
 	}
@@ -122,50 +122,98 @@ func Run(ctx context.Context, o Options) error {
 	if err := WriteResolvConf(KubeletResolvConf, "/etc/resolv.conf", o.Node.Address); err != nil {
 		return err
 	}
+	o.startPodNet()
 	kubelet := supervisor.Service{
 		Name: SvcKubelet, Path: kubeletBin, Env: serviceEnv, Deps: []string{SvcContainerd},
 		OOMScoreAdj: -999, Health: httpHealth("http://127.0.0.1:10248/healthz"), StopTimeout: 30 * time.Second,
 	}
-	if rejoin {
+	var res *bootstrapResult
+	switch {
+	case rejoin:
 		if kubelet.Args, err = KubeletArgs(KubeletFlagsEnv); err != nil {
 			return err
 		}
 		if err := o.Super.Launch(ctx, kubelet); err != nil {
 			return err
 		}
-		o.Log("cluster: %s exists: not initialising again; kubelet started", KubeletConf)
-		res, err := o.bootstrap(ctx, []string{"ready", "--kubeconfig", KubeletConf, "--node", o.Node.Name})
-		if err != nil {
+		o.Log("cluster: %s exists: not initialising or joining again; kubelet started", KubeletConf)
+		if res, err = o.bootstrap(ctx, []string{"ready", "--kubeconfig", KubeletConf, "--node", o.Node.Name}); err != nil {
 			return err
 		}
 		step("node Ready", t)
-		o.up(res, start, steps)
-		return nil
-	}
 
-	// First boot of the init node.
-	if err := WritePKI(PKIDir, o.MC.Spec.Secrets); err != nil {
-		return err
+	case role == machineconfig.RoleInit:
+		if err := WritePKI(PKIDir, o.MC.Spec.Secrets); err != nil {
+			return err
+		}
+		cfg, err := KubeadmInit(o.MC, o.Node)
+		if err != nil {
+			return err
+		}
+		if err := WriteFile(KubeadmConfig, cfg, 0o600); err != nil {
+			return err
+		}
+		kubeletUp := o.kubeletWhenConfigured(ctx, kubelet)
+		o.Log("cluster: kubeadm init (kiln-bootstrap) of node %s, control plane at %s", o.Node.Name, o.MC.Spec.Cluster.ControlPlaneEndpoint)
+		if res, err = o.bootstrap(ctx, []string{"init", "--config", KubeadmConfig}); err != nil {
+			return err
+		}
+		if err := <-kubeletUp; err != nil {
+			return fmt.Errorf("kubelet: %w", err)
+		}
+		steps = append(steps, fmt.Sprintf("kubeadm init %.1fs", res.KubeadmSeconds), fmt.Sprintf("node Ready %.1fs", res.ReadySeconds))
+
+	default: // a worker or another control-plane node joins
+		if role == machineconfig.RoleControlPlane {
+			// The shared keys come with the machine config: kubeadm finds
+			// them in place and downloads nothing.
+			if err := WritePKI(PKIDir, o.MC.Spec.Secrets); err != nil {
+				return err
+			}
+		}
+		patchDir := ""
+		if name, body, err := KubeletPatch(o.MC); err != nil {
+			return err
+		} else if body != nil {
+			patchDir = PatchDir
+			if err := WriteFile(filepath.Join(PatchDir, name), body, 0o644); err != nil {
+				return err
+			}
+		}
+		cfg, err := KubeadmJoin(o.MC, o.Node, patchDir)
+		if err != nil {
+			return err
+		}
+		if err := WriteFile(KubeadmConfig, cfg, 0o600); err != nil {
+			return err
+		}
+		kubeletUp := o.kubeletWhenConfigured(ctx, kubelet)
+		o.Log("cluster: kubeadm join (kiln-bootstrap) of %s node %s to %s", role, o.Node.Name, o.MC.Spec.Cluster.ControlPlaneEndpoint)
+		if res, err = o.bootstrap(ctx, []string{"join", "--config", KubeadmConfig}); err != nil {
+			return err
+		}
+		if err := <-kubeletUp; err != nil {
+			return fmt.Errorf("kubelet: %w", err)
+		}
+		steps = append(steps, fmt.Sprintf("kubeadm join %.1fs", res.KubeadmSeconds), fmt.Sprintf("node Ready %.1fs", res.ReadySeconds))
 	}
-	if err := o.writeCNI(); err != nil {
-		return err
+	o.up(res, start, steps)
+	if role != machineconfig.RoleWorker && exists(AdminConf) {
+		o.addonsAndValidation(ctx)
 	}
-	cfg, err := KubeadmInit(o.MC, o.Node)
-	if err != nil {
-		return err
-	}
-	if err := WriteFile(KubeadmConfig, cfg, 0o600); err != nil {
-		return err
-	}
-	// kubeadm's kubelet-start phase writes the kubelet's configuration and
-	// would ask systemd to (re)start it; here initd starts it the moment
-	// the file is there.
-	kubeletUp := make(chan error, 1)
+	return nil
+}
+
+// kubeletWhenConfigured starts the kubelet the moment kubeadm has written
+// its configuration: kubeadm's kubelet-start phase would ask systemd to
+// (re)start it, and waits for it (TLS bootstrap on a joining node).
+func (o *Options) kubeletWhenConfigured(ctx context.Context, kubelet supervisor.Service) <-chan error {
+	up := make(chan error, 1)
 	go func() {
 		for !exists(KubeletConfig) {
 			select {
 			case <-ctx.Done():
-				kubeletUp <- ctx.Err()
+				up <- ctx.Err()
 				return
 			case <-time.After(o.Interval):
 			}
@@ -178,19 +226,25 @@ func Run(ctx context.Context, o Options) error {
 		if err == nil {
 			o.Log("cluster: kubeadm wrote %s: kubelet started", KubeletConfig)
 		}
-		kubeletUp <- err
+		up <- err
 	}()
-	o.Log("cluster: kubeadm init (kiln-bootstrap) of node %s, control plane at %s", o.Node.Name, o.MC.Spec.Cluster.ControlPlaneEndpoint)
-	res, err := o.bootstrap(ctx, []string{"init", "--config", KubeadmConfig})
-	if err != nil {
-		return err
+	return up
+}
+
+// startPodNet keeps the host-gateway pod network (podnet) in step with the
+// cluster for as long as the node runs, unless another CNI configuration
+// was put in place by the operator.
+func (o *Options) startPodNet() {
+	if ents, _ := os.ReadDir(CNIConfDir); len(ents) > 0 && !exists(CNIConfFile) {
+		o.Log("cluster: %s already holds a CNI configuration: kiln's pod network is not started", CNIConfDir)
+		return
 	}
-	if err := <-kubeletUp; err != nil {
-		return fmt.Errorf("kubelet: %w", err)
-	}
-	steps = append(steps, fmt.Sprintf("kubeadm init %.1fs", res.KubeadmSeconds), fmt.Sprintf("node Ready %.1fs", res.ReadySeconds))
-	o.up(res, start, steps)
-	return nil
+	go func() {
+		err := podnet.Run(context.Background(), podnet.Options{
+			Kubeconfig: KubeletConf, Node: o.Node.Name, ConfFile: CNIConfFile, Log: o.Log,
+		})
+		o.Log("ERROR: cluster: pod network stopped: %v", err)
+	}()
 }
 
 // bootstrapResult is kiln-bootstrap's --result.
@@ -230,27 +284,11 @@ func (o *Options) up(r *bootstrapResult, start time.Duration, steps []string) {
 	if v == "" {
 		v = o.Info.Kubernetes
 	}
+	if o.OnUp != nil {
+		o.OnUp()
+	}
 	o.Log("cluster: up: node %s Ready, Kubernetes %s, %.1fs after power-on (%.1fs after the cluster phase began: %s)",
 		r.Node, v, now.Seconds(), (now - start).Seconds(), strings.Join(steps, ", "))
-}
-
-// writeCNI writes the bridge network for this node's pod range unless a
-// CNI configuration is already there (then it is the operator's).
-func (o *Options) writeCNI() error {
-	if ents, _ := os.ReadDir(CNIConfDir); len(ents) > 0 && !exists(CNIConfFile) {
-		o.Log("cluster: %s already holds a CNI configuration; kiln's bridge network is not written", CNIConfDir)
-		return nil
-	}
-	ranges, err := NodePodSubnet(o.MC.Spec.Cluster.Networking.PodSubnet)
-	if err != nil {
-		return err
-	}
-	conf, err := BridgeConfList(ranges)
-	if err != nil {
-		return err
-	}
-	o.Log("cluster: pod network: bridge cni0, pods in %v", ranges)
-	return WriteFile(CNIConfFile, conf, 0o644)
 }
 
 // importImages hands the baked OCI layout to containerd (namespace k8s.io,
@@ -424,13 +462,15 @@ func exists(p string) bool {
 
 // NodeAddress picks the address to advertise: the control-plane endpoint's
 // host when the node has it (the init node usually is the endpoint), else
-// the node's first IPv4 address, else its first address. addrs are
+// the node's address on the endpoint's subnet, else the node's first IPv4 address, else its first address. addrs are
 // "IP/prefix" as the network setup reports them.
 func NodeAddress(endpoint string, addrs []string) (netip.Addr, error) {
 	var ips []netip.Addr
+	var nets []netip.Prefix
 	for _, a := range addrs {
 		if p, err := netip.ParsePrefix(a); err == nil {
 			ips = append(ips, p.Addr())
+			nets = append(nets, p)
 		} else if ip, err := netip.ParseAddr(a); err == nil {
 			ips = append(ips, ip)
 		}
@@ -443,6 +483,14 @@ func NodeAddress(endpoint string, addrs []string) (netip.Addr, error) {
 		for _, ip := range ips {
 			if ip == ep {
 				return ip, nil
+			}
+		}
+		// A joining node talks to the endpoint from the address on its
+		// subnet: with a second NIC (e.g. a NAT one), that is the one the
+		// other nodes can reach.
+		for _, p := range nets {
+			if p.Contains(ep) {
+				return p.Addr(), nil
 			}
 		}
 	}

@@ -1,4 +1,4 @@
-package cluster
+package podnet
 
 import (
 	"encoding/json"
