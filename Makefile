@@ -37,7 +37,7 @@ boot:
 # and checks the cluster it forms by itself (test/qemu/cluster_test.go).
 # Long: the control plane takes many minutes under emulation.
 e2e: deps-check
-	KILN_E2E=1 $(GO) test -count=1 -timeout 150m -v -run 'TestClusterInit' ./test/qemu/ 2>&1 | tee $(OUT)-e2e.log ; exit $${PIPESTATUS[0]}
+	KILN_E2E=1 $(GO) test -count=1 -timeout 150m -v -run 'TestCluster$$' ./test/qemu/ 2>&1 | tee $(OUT)-e2e.log ; exit $${PIPESTATUS[0]}
 
 # The per-format and boot figures are the minimal profile's (boot path only);
 # the default profile's build time and sizes get their own section.

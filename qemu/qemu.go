@@ -439,9 +439,15 @@ func tail(s string, n int) string {
 // fails fast when the firmware or kernel reports a fatal boot error or QEMU
 // exits, returning a *BootError with the console log.
 func (v *VM) WaitFor(ctx context.Context, re *regexp.Regexp, timeout time.Duration) (string, error) {
+	return v.WaitFrom(ctx, re, 0, timeout)
+}
+
+// WaitFrom is WaitFor looking only at console lines from index from on
+// (see LineCount): after a reboot in place, the lines of the next boot.
+func (v *VM) WaitFrom(ctx context.Context, re *regexp.Regexp, from int, timeout time.Duration) (string, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
-	seen := 0
+	seen := from
 	for {
 		v.mu.Lock()
 		lines := v.lines[seen:]
@@ -484,6 +490,13 @@ func (v *VM) WaitFor(ctx context.Context, re *regexp.Regexp, timeout time.Durati
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+// LineCount is how many complete console lines the VM has printed.
+func (v *VM) LineCount() int {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	return len(v.lines)
 }
 
 // Elapsed is the time since QEMU started.

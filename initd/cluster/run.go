@@ -210,7 +210,9 @@ func Run(ctx context.Context, o Options) error {
 func (o *Options) kubeletWhenConfigured(ctx context.Context, kubelet supervisor.Service) <-chan error {
 	up := make(chan error, 1)
 	go func() {
-		for !exists(KubeletConfig) {
+		// kubeadm writes the flags file and the config file one after the
+		// other, in an order that differs between init and join.
+		for !exists(KubeletConfig) || !exists(KubeletFlagsEnv) {
 			select {
 			case <-ctx.Done():
 				up <- ctx.Err()

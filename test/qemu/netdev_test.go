@@ -123,6 +123,23 @@ type nicSpec struct {
 	mac  net.HardwareAddr
 }
 
+// addSwitchNIC gives m a further NIC (netN, in PCI order after net0) on
+// a port of sw: Machine itself has one NIC.
+func addSwitchNIC(t *testing.T, m *qemu.Machine, sw *qemu.Switch, port string, n int, mac net.HardwareAddr) {
+	t.Helper()
+	spec, err := sw.NetFor(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var swPort, vmPort int
+	if _, err := fmt.Sscanf(spec, "switch:%d:%d", &swPort, &vmPort); err != nil {
+		t.Fatalf("switch spec %q: %v", spec, err)
+	}
+	m.ExtraArgs = append(m.ExtraArgs,
+		"-netdev", fmt.Sprintf("dgram,id=net%d,remote.type=inet,remote.host=127.0.0.1,remote.port=%d,local.type=inet,local.host=127.0.0.1,local.port=%d", n, swPort, vmPort),
+		"-device", fmt.Sprintf("%s,netdev=net%d,mac=%s", m.Arch.QEMU.NIC, n, mac))
+}
+
 // bootOnSwitch boots the minimal amd64 ISO with every NIC on sw and a
 // NoCloud seed (hostname name, the given network-config v2) made by the
 // real `kiln seed`, and waits for the ready line.
@@ -140,23 +157,15 @@ func bootOnSwitch(t *testing.T, sw *qemu.Switch, name, networkConfig string, nic
 			{Path: seed, Media: "cdrom"},
 		}}
 	for i, n := range nics {
-		spec, err := sw.NetFor(n.port)
-		if err != nil {
-			t.Fatal(err)
-		}
 		if i == 0 {
+			spec, err := sw.NetFor(n.port)
+			if err != nil {
+				t.Fatal(err)
+			}
 			m.Net, m.MAC = spec, n.mac.String()
 			continue
 		}
-		// Machine has one NIC; further ones are the same dgram netdev on
-		// the command line (netN, in PCI order after net0).
-		var swPort, vmPort int
-		if _, err := fmt.Sscanf(spec, "switch:%d:%d", &swPort, &vmPort); err != nil {
-			t.Fatalf("switch spec %q: %v", spec, err)
-		}
-		m.ExtraArgs = append(m.ExtraArgs,
-			"-netdev", fmt.Sprintf("dgram,id=net%d,remote.type=inet,remote.host=127.0.0.1,remote.port=%d,local.type=inet,local.host=127.0.0.1,local.port=%d", i, swPort, vmPort),
-			"-device", fmt.Sprintf("%s,netdev=net%d,mac=%s", m.Arch.QEMU.NIC, i, n.mac))
+		addSwitchNIC(t, m, sw, n.port, i, n.mac)
 	}
 	vm, err := m.Start(context.Background())
 	if err != nil {
