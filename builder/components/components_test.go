@@ -36,8 +36,8 @@ func TestTableValid(t *testing.T) {
 			if b.Module != mod.module && sumOf(gosum, b.Module, c.Version) == "" {
 				t.Errorf("%s/go.sum: no digest of %s %s", dir, b.Module, c.Version)
 			}
-			if b.Module == mod.module && b.Module != PauseModule && b.Module != BootstrapModule {
-				t.Errorf("%s: only pause and bootstrap are our own modules, %s is not", c.Name, b.Module)
+			if b.Module == mod.module && b.Module != PauseModule && b.Module != BootstrapModule && b.Module != ProbeModule {
+				t.Errorf("%s: only pause, bootstrap and probe are our own modules, %s is not", c.Name, b.Module)
 			}
 			for _, st := range b.Stamps {
 				if !stampRE.MatchString(st) {
@@ -57,9 +57,28 @@ func TestTableValid(t *testing.T) {
 	}
 	for _, want := range []string{"kubelet", "kubectl", "kubeadm", "kube-apiserver", "kube-controller-manager",
 		"kube-scheduler", "kube-proxy", "etcd", "etcdctl", "containerd", "containerd-shim-runc-v2", "runc",
-		"bridge", "host-local", "loopback", "portmap", "coredns", "crictl", "metrics-server", "pause", "ctr", "kiln-bootstrap"} {
+		"bridge", "host-local", "loopback", "portmap", "coredns", "crictl", "metrics-server", "pause", "ctr", "kiln-bootstrap", "kiln-probe"} {
 		if !names[want] {
 			t.Errorf("table has no %s", want)
+		}
+	}
+}
+
+// TestVersionProbesCoverTable: every binary the table builds has a version
+// probe (TestBuildAll and the image tests run them), and no probe is stale.
+func TestVersionProbesCoverTable(t *testing.T) {
+	inTable := map[string]bool{}
+	for _, c := range Table {
+		for _, b := range c.Binaries {
+			inTable[b.Name] = true
+			if _, ok := VersionProbes[b.Name]; !ok {
+				t.Errorf("%s/%s: no entry in VersionProbes", c.Name, b.Name)
+			}
+		}
+	}
+	for name := range VersionProbes {
+		if !inTable[name] {
+			t.Errorf("VersionProbes[%q]: no such binary in Table", name)
 		}
 	}
 }
@@ -197,8 +216,8 @@ func TestSelect(t *testing.T) {
 		}
 	}
 	all, _ := selectBinaries(nil)
-	if len(all) != 22 {
-		t.Errorf("all: %d binaries, want 22", len(all))
+	if len(all) != 23 {
+		t.Errorf("all: %d binaries, want 23", len(all))
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package components builds the pinned third-party binaries of the
 // Kubernetes appliance (kubelet, etcd, containerd, runc, CNI plugins,
-// CoreDNS, crictl, metrics-server) and our pause binary, statically, for
-// one target architecture, from the Go modules under components/.
+// CoreDNS, crictl, metrics-server) and our own pause, kiln-bootstrap and
+// kiln-probe, statically, for one target architecture, from the Go modules
+// under components/.
 //
 // Layout: components/<name>/ is one Go module per component. Its go.mod
 // requires the pinned upstream release and names the main packages in

@@ -140,10 +140,16 @@ var Table = []Component{
 	{Name: "pause", Version: "v1.0.0", Binaries: []Binary{
 		{Name: "pause", Module: PauseModule, Package: PauseModule, Stamps: []string{"main.version=v1.0.0"}},
 	}},
+	// kiln-probe is our own code (components/probe): the one program of the
+	// kiln-probe image, which the cluster checks run in pods.
+	{Name: "probe", Version: "v0.1.0", Binaries: []Binary{
+		{Name: "kiln-probe", Module: ProbeModule, Package: ProbeModule, Stamps: []string{"main.version=v0.1.0"}},
+	}},
 }
 
 // Our own modules under components/.
 const (
 	PauseModule     = "github.com/kilnproject/kiln/components/pause"     // the pod sandbox process
 	BootstrapModule = "github.com/kilnproject/kiln/components/bootstrap" // kiln-bootstrap
+	ProbeModule     = "github.com/kilnproject/kiln/components/probe"     // kiln-probe, the cluster checks' image
 )

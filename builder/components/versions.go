@@ -36,6 +36,7 @@ var VersionProbes = map[string]VersionProbe{
 	"ctr":                     {Args: []string{"--version"}, Want: []string{"ctr github.com/containerd/containerd/v2 v2.4.2"}},
 	"kiln-bootstrap":          {Args: []string{"version"}, Want: []string{"kiln-bootstrap v0.1.0"}},
 	"pause":                   {Args: []string{"-v"}, Want: []string{"pause v1.0.0"}},
+	"kiln-probe":              {Args: []string{"version"}, Want: []string{"kiln-probe v0.1.0"}},
 }
 
 // AliasesOf returns the other command names binary answers to.

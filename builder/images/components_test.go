@@ -106,6 +106,23 @@ func TestRealComponents(t *testing.T) {
 	}
 }
 
+// TestAddonVersionsPinned: the addon tags are the versions the components
+// table builds (TestRealComponents checks the binaries themselves).
+func TestAddonVersionsPinned(t *testing.T) {
+	want := map[string]string{"metrics-server": MetricsServerVersion, "probe": ProbeVersion}
+	for _, c := range components.Table {
+		if v, ok := want[c.Name]; ok {
+			if c.Version != v {
+				t.Errorf("components.Table pins %s %s, the image tag is %s", c.Name, c.Version, v)
+			}
+			delete(want, c.Name)
+		}
+	}
+	for name := range want {
+		t.Errorf("components.Table has no %s", name)
+	}
+}
+
 // checkTagsMatchComponents: the images carry the versions kubeadm asks
 // for (etcd "3.7.0-0" holds etcd v3.7.0, coredns v1.14.6 holds CoreDNS
 // v1.14.6, the control plane tags are the Kubernetes version).
@@ -141,6 +158,7 @@ func runImages(t *testing.T, dir string, res []Image) {
 		"etcd":                    {{"etcd", "--version"}, {"etcd Version: 3.7.0"}},
 		"coredns":                 {{"/coredns", "-version"}, {"CoreDNS-1.14.6"}},
 		"metrics-server":          {{"/metrics-server", "--version"}, {"v0.9.0"}},
+		"kiln-probe":              {{"/kiln-probe", "version"}, {"kiln-probe " + ProbeVersion}},
 	}
 	for _, r := range res {
 		bundle := filepath.Join(t.TempDir(), "bundle")

@@ -121,8 +121,8 @@ func TestContainerdImport(t *testing.T) {
 		}
 	}
 
-	// The entrypoint runs under runc as the image's user: the stand-in
-	// prints its arguments and user ID.
+	// The entrypoint runs under runc as the image's user with the image's
+	// default arguments: the stand-in prints its arguments and user ID.
 	for i, r := range res {
 		tag, _ := parseTag(r.Ref)
 		uid, _, _ := strings.Cut(wantImages[repoBase(tag)].user, ":")
@@ -130,7 +130,7 @@ func TestContainerdImport(t *testing.T) {
 			uid = "0"
 		}
 		out := ctr("run", "--rm", r.Ref, fmt.Sprintf("run-%d", i))
-		if want := "kiln stand-in [] uid " + uid; !strings.Contains(out, want) {
+		if want := fmt.Sprint("kiln stand-in ", wantImages[repoBase(tag)].cmd, " uid ", uid); !strings.Contains(out, want) {
 			t.Errorf("ctr run %s: %q, want %q", r.Ref, out, want)
 		}
 	}

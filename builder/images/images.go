@@ -6,7 +6,7 @@
 // Use:
 //
 //	refs, err := images.KubeadmList(ctx, hostKubeadm, "v1.37.2") // kubeadm's own list
-//	addons, err := images.Addons(refs)                          // metrics-server, same registry prefix
+//	addons, err := images.Addons(refs)                          // metrics-server (same registry prefix), kiln-probe
 //	refs = append(refs, addons...)
 //	need, err := images.Binaries(refs)                          // component binaries to build
 //	res, err := images.Build(ctx, images.Options{Arch: "arm64", Refs: refs,
@@ -14,8 +14,10 @@
 //		Debian: src, Index: ix, Epoch: epoch, Dir: dir})
 //
 // Image references are never written here: they come from kubeadm at build
-// time. Each reference's repository basename (kube-apiserver, etcd,
-// coredns, pause, ..., metrics-server) selects a recipe saying which
+// time (our own kiln-probe image is "localhost/kiln-probe:<version>", the
+// usual name of a locally built image, which no registry serves). Each
+// reference's repository basename (kube-apiserver, etcd, coredns, pause,
+// ..., metrics-server, kiln-probe) selects a recipe saying which
 // binaries go where, the entrypoint, user and working directory (see
 // recipes.go); a reference without a recipe is an error naming it.
 //
@@ -279,6 +281,7 @@ func (b *build) image(ctx context.Context, ref string, r recipe) (v1.Image, []*d
 		Created:      created,
 		Config: v1.Config{
 			Entrypoint: r.entrypoint,
+			Cmd:        r.cmd,
 			Env:        []string{pathEnv},
 			User:       r.user,
 			WorkingDir: r.workdir,

@@ -190,8 +190,10 @@ func byName(entries []tarEntry) map[string]tarEntry {
 // wantImage is what each recipe must produce, checked from the outside.
 type wantImage struct {
 	entrypoint []string
+	cmd        []string
 	user       string
 	workdir    string
+	ports      []string          // ExposedPorts
 	files      map[string]string // path -> binary name whose marker it carries
 	caps       []string          // paths with cap_net_bind_service
 }
@@ -201,10 +203,14 @@ var wantImages = map[string]wantImage{
 	"kube-controller-manager": {entrypoint: []string{"/usr/local/bin/kube-controller-manager"}, files: map[string]string{"usr/local/bin/kube-controller-manager": "kube-controller-manager"}},
 	"kube-scheduler":          {entrypoint: []string{"/usr/local/bin/kube-scheduler"}, files: map[string]string{"usr/local/bin/kube-scheduler": "kube-scheduler"}},
 	"kube-proxy":              {entrypoint: []string{"/usr/local/bin/kube-proxy"}, files: map[string]string{"usr/local/bin/kube-proxy": "kube-proxy"}},
-	"etcd":                    {entrypoint: []string{"/usr/local/bin/etcd"}, workdir: "/", files: map[string]string{"usr/local/bin/etcd": "etcd", "usr/local/bin/etcdctl": "etcdctl"}},
-	"coredns":                 {entrypoint: []string{"/coredns"}, user: "65532:65532", workdir: "/", files: map[string]string{"coredns": "coredns"}, caps: []string{"coredns"}},
-	"pause":                   {entrypoint: []string{"/pause"}, user: "65535:65535", files: map[string]string{"pause": "pause"}},
-	"metrics-server":          {entrypoint: []string{"/metrics-server"}, user: "65534", files: map[string]string{"metrics-server": "metrics-server"}},
+	"etcd": {entrypoint: []string{"/usr/local/bin/etcd"}, workdir: "/", ports: []string{"2379/tcp", "2380/tcp", "4001/tcp", "7001/tcp"},
+		files: map[string]string{"usr/local/bin/etcd": "etcd", "usr/local/bin/etcdctl": "etcdctl"}},
+	"coredns": {entrypoint: []string{"/coredns"}, user: "65532:65532", workdir: "/", ports: []string{"53/tcp", "53/udp"},
+		files: map[string]string{"coredns": "coredns"}, caps: []string{"coredns"}},
+	"pause":          {entrypoint: []string{"/pause"}, user: "65535:65535", files: map[string]string{"pause": "pause"}},
+	"metrics-server": {entrypoint: []string{"/metrics-server"}, user: "65534", files: map[string]string{"metrics-server": "metrics-server"}},
+	"kiln-probe": {entrypoint: []string{"/kiln-probe"}, cmd: []string{"serve"}, user: "65534:65534", ports: []string{"8080/tcp"},
+		files: map[string]string{"kiln-probe": "kiln-probe"}},
 }
 
 func TestBuild(t *testing.T) {
@@ -292,6 +298,17 @@ func testBuild(t *testing.T, arch string) {
 		}
 		if !reflect.DeepEqual(cfg.Config.Entrypoint, want.entrypoint) || cfg.Config.User != want.user || cfg.Config.WorkingDir != want.workdir {
 			t.Errorf("%s: entrypoint %q user %q workdir %q, want %q %q %q", ref, cfg.Config.Entrypoint, cfg.Config.User, cfg.Config.WorkingDir, want.entrypoint, want.user, want.workdir)
+		}
+		if !reflect.DeepEqual(cfg.Config.Cmd, want.cmd) {
+			t.Errorf("%s: cmd %q, want %q", ref, cfg.Config.Cmd, want.cmd)
+		}
+		var ports []string
+		for p := range cfg.Config.ExposedPorts {
+			ports = append(ports, p)
+		}
+		sort.Strings(ports)
+		if !reflect.DeepEqual(ports, want.ports) {
+			t.Errorf("%s: exposed ports %q, want %q", ref, ports, want.ports)
 		}
 		if !reflect.DeepEqual(cfg.Config.Env, []string{pathEnv}) {
 			t.Errorf("%s: env %q", ref, cfg.Config.Env)
@@ -542,8 +559,8 @@ func checkUmoci(t *testing.T, dir string, res []Image) {
 		if err := json.Unmarshal(raw, &spec); err != nil {
 			t.Fatal(err)
 		}
-		if !reflect.DeepEqual(spec.Process.Args, want.entrypoint) {
-			t.Errorf("umoci %s: process args %q, want %q", r.Ref, spec.Process.Args, want.entrypoint)
+		if wantArgs := append(append([]string(nil), want.entrypoint...), want.cmd...); !reflect.DeepEqual(spec.Process.Args, wantArgs) {
+			t.Errorf("umoci %s: process args %q, want %q", r.Ref, spec.Process.Args, wantArgs)
 		}
 	}
 }

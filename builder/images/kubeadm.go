@@ -103,11 +103,21 @@ func RefParts(ref string) (repository, base, tag string, err error) {
 // tagged with (the pinned component version).
 const MetricsServerVersion = "v0.9.0"
 
+// ProbeVersion is the version of our kiln-probe (components/probe), and
+// ProbeRef the reference of its image: "localhost/" is the usual name of a
+// locally built image, so no registry is named and nothing can be pulled
+// for it; containerd and the CRI keep the name as written.
+const (
+	ProbeVersion = "v0.1.0"
+	ProbeRef     = "localhost/kiln-probe:" + ProbeVersion
+)
+
 // Addons returns the references of the images kiln ships beyond kubeadm's
-// own list, derived from that list so they share its registry prefix:
-// metrics-server goes where its upstream publishes it,
+// own list. metrics-server's is derived from that list so that it shares
+// its registry prefix: it goes where its upstream publishes it,
 // "<prefix>/metrics-server/metrics-server:<version>", with prefix the
-// repository kubeadm's kube-apiserver lives in.
+// repository kubeadm's kube-apiserver lives in. kiln-probe is ours and
+// published nowhere: ProbeRef.
 func Addons(kubeadmRefs []string) ([]string, error) {
 	for _, ref := range kubeadmRefs {
 		tag, err := parseTag(ref)
@@ -116,7 +126,7 @@ func Addons(kubeadmRefs []string) ([]string, error) {
 		}
 		if repoBase(tag) == "kube-apiserver" {
 			prefix := path.Dir(strings.TrimSuffix(ref, ":"+tag.TagStr()))
-			return []string{prefix + "/metrics-server/metrics-server:" + MetricsServerVersion}, nil
+			return []string{prefix + "/metrics-server/metrics-server:" + MetricsServerVersion, ProbeRef}, nil
 		}
 	}
 	return nil, fmt.Errorf("images: addons: kubeadm's list has no kube-apiserver image to take the registry prefix from")

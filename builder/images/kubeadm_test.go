@@ -85,7 +85,7 @@ func TestAddons(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"registry.example.test/metrics-server/metrics-server:" + MetricsServerVersion}
+	want := []string{"registry.example.test/metrics-server/metrics-server:" + MetricsServerVersion, "localhost/kiln-probe:v0.1.0"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
@@ -103,12 +103,12 @@ func TestAddons(t *testing.T) {
 }
 
 func TestBinaries(t *testing.T) {
-	refs := append(append([]string(nil), wantKubeadmRefs...), "registry.example.test/metrics-server/metrics-server:"+MetricsServerVersion)
+	refs := append(append([]string(nil), wantKubeadmRefs...), "registry.example.test/metrics-server/metrics-server:"+MetricsServerVersion, ProbeRef)
 	got, err := Binaries(refs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"coredns", "etcd", "etcdctl", "kube-apiserver", "kube-controller-manager", "kube-proxy", "kube-scheduler", "metrics-server", "pause"}
+	want := []string{"coredns", "etcd", "etcdctl", "kiln-probe", "kube-apiserver", "kube-controller-manager", "kube-proxy", "kube-scheduler", "metrics-server", "pause"}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %q, want %q", got, want)
 	}
@@ -121,6 +121,12 @@ func TestRefParts(t *testing.T) {
 	repo, base, tag, err := RefParts("registry.example.test/coredns/coredns:v1.14.6")
 	if err != nil || repo != "registry.example.test/coredns/coredns" || base != "coredns" || tag != "v1.14.6" {
 		t.Fatalf("RefParts = %q %q %q %v", repo, base, tag, err)
+	}
+	// "localhost" is a registry name (no dot or port needed), as in
+	// containerd's and the CRI's reference parsing.
+	repo, base, tag, err = RefParts(ProbeRef)
+	if err != nil || repo != "localhost/kiln-probe" || base != "kiln-probe" || tag != ProbeVersion {
+		t.Fatalf("RefParts(%s) = %q %q %q %v", ProbeRef, repo, base, tag, err)
 	}
 	if _, _, _, err := RefParts("coredns:v1.14.6"); err == nil {
 		t.Fatal("a reference without a registry host was accepted")

@@ -10,6 +10,7 @@ type recipe struct {
 	debian     []string  // Debian packages for a userspace layer (with their dependencies)
 	links      []link    // symlinks added to the Debian layer
 	entrypoint []string
+	cmd        []string // default arguments (Cmd), which a pod's args replace
 	user       string
 	workdir    string
 	ports      []string // ExposedPorts, documentation only
@@ -33,7 +34,7 @@ const pathEnv = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/b
 // User IDs of the upstream images' non-root users.
 const (
 	uidNonroot = 65532 // distroless "nonroot" (coredns)
-	uidNobody  = 65534 // metrics-server's USER
+	uidNobody  = 65534 // metrics-server's and kiln-probe's USER
 	uidPause   = 65535 // pause's USER
 )
 
@@ -106,6 +107,17 @@ var recipes = map[string]recipe{
 		files:      []binFile{{binary: "metrics-server", path: "metrics-server"}},
 		entrypoint: []string{"/metrics-server"},
 		user:       "65534",
+	},
+	// Ours: the cluster checks' program (components/probe). Without args a
+	// pod serves HTTP on 8080; args "lookup NAME" or "get URL" run a check.
+	// A non-root user with its group spelled out: the CRI takes the group
+	// of a bare numeric user from /etc/passwd, or 0 if it finds none.
+	"kiln-probe": {
+		files:      []binFile{{binary: "kiln-probe", path: "kiln-probe"}},
+		entrypoint: []string{"/kiln-probe"},
+		cmd:        []string{"serve"},
+		user:       "65534:65534",
+		ports:      []string{"8080/tcp"},
 	},
 }
 

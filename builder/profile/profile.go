@@ -340,7 +340,7 @@ func (p *Profile) validate(v *validator) {
 	}
 	for i, im := range p.Images {
 		if !nameRe.MatchString(im) {
-			v.fail(fmt.Sprintf("images.%d", i), "%q is not an image set name (kubeadm, or an addon such as metrics-server)", im)
+			v.fail(fmt.Sprintf("images.%d", i), "%q is not an image set name (kubeadm, or an addon such as metrics-server or kiln-probe)", im)
 		}
 	}
 	seen := map[string]bool{}

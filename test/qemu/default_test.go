@@ -93,8 +93,11 @@ var hostBinaries = map[string]string{
 var imageBinaries = map[string]string{
 	"kube-apiserver": "kube-apiserver", "kube-controller-manager": "kube-controller-manager",
 	"kube-scheduler": "kube-scheduler", "kube-proxy": "kube-proxy", "etcd": "etcd", "coredns": "coredns",
-	"pause": "pause", "metrics-server": "metrics-server",
+	"pause": "pause", "metrics-server": "metrics-server", "kiln-probe": "kiln-probe",
 }
+
+// addonImages are the images beyond kubeadm's list, by repository basename.
+var addonImages = []string{"kiln-probe", "metrics-server"}
 
 var elfMachines = map[string]elf.Machine{"amd64": elf.EM_X86_64, "arm64": elf.EM_AARCH64}
 
@@ -155,8 +158,24 @@ func TestDefaultProfileContents(t *testing.T) {
 					t.Errorf("kubeadm lists %s, the image's OCI layout lacks it", ref)
 				}
 			}
-			if len(addons) != 1 || repoBaseOf(addons[0]) != "metrics-server" {
-				t.Errorf("images beyond kubeadm's list: %v, want only metrics-server", addons)
+			var addonBases []string
+			for _, ref := range addons {
+				addonBases = append(addonBases, repoBaseOf(ref))
+			}
+			slices.Sort(addonBases)
+			if !slices.Equal(addonBases, addonImages) {
+				t.Errorf("images beyond kubeadm's list: %v, want %v", addonBases, addonImages)
+			}
+			// Ours, under the local name no registry serves, as the cluster
+			// checks refer to it; it serves HTTP by default, as nobody.
+			if _, ok := refs[images.ProbeRef]; !ok {
+				t.Errorf("the OCI layout has no %s", images.ProbeRef)
+			} else {
+				cfg := layoutConfig(t, layout, images.ProbeRef)
+				if !slices.Equal(cfg.Entrypoint, []string{"/kiln-probe"}) || !slices.Equal(cfg.Cmd, []string{"serve"}) ||
+					cfg.User != "65534:65534" || len(cfg.ExposedPorts) != 1 || cfg.ExposedPorts["8080/tcp"] == nil {
+					t.Errorf("%s: config %+v, want entrypoint /kiln-probe, cmd serve, user 65534:65534, port 8080/tcp", images.ProbeRef, cfg)
+				}
 			}
 			slices.Sort(cluster.Images)
 			all := append(append([]string(nil), want...), addons...)
@@ -321,6 +340,45 @@ func layoutImages(t *testing.T, dir, arch string) map[string]map[string]string {
 		out[ref] = files
 	}
 	return out
+}
+
+// imageConfig is the part of an image config the test checks.
+type imageConfig struct {
+	Entrypoint   []string
+	Cmd          []string
+	User         string
+	ExposedPorts map[string]*struct{}
+}
+
+// layoutConfig reads the config of the image named ref in the layout.
+func layoutConfig(t *testing.T, dir, ref string) imageConfig {
+	t.Helper()
+	blob := func(d string) string { return filepath.Join(dir, "blobs", strings.Replace(d, ":", "/", 1)) }
+	var index struct {
+		Manifests []struct {
+			Digest      string            `json:"digest"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"manifests"`
+	}
+	readJSON(t, filepath.Join(dir, "index.json"), &index)
+	for _, m := range index.Manifests {
+		if m.Annotations["io.containerd.image.name"] != ref {
+			continue
+		}
+		var man struct {
+			Config struct {
+				Digest string `json:"digest"`
+			} `json:"config"`
+		}
+		readJSON(t, blob(m.Digest), &man)
+		var cfg struct {
+			Config imageConfig `json:"config"`
+		}
+		readJSON(t, blob(man.Config.Digest), &cfg)
+		return cfg.Config
+	}
+	t.Fatalf("%s: not in %s", ref, dir)
+	return imageConfig{}
 }
 
 // untarExecutables extracts the executable regular files of an uncompressed
