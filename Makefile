@@ -26,6 +26,7 @@ test: deps-check unit fuzz boot
 unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 -short $$($(GO) list ./... | grep -v /test/qemu)
+	cd components/probe && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
 
 fuzz:
 	@bash .ci/fuzz-short
