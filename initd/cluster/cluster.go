@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"os"
 	"strings"
+
+	"github.com/kilnproject/kiln/initd/machineconfig"
 )
 
 // Where things live on the node. /run is rebuilt every boot from the
@@ -66,16 +68,39 @@ func ReadInfo(path string) (*Info, error) {
 	return &i, nil
 }
 
+// controlPlaneImages are the repositories (last element) only control-plane
+// nodes run: kubeadm's static pods.
+var controlPlaneImages = map[string]bool{"etcd": true, "kube-apiserver": true, "kube-controller-manager": true, "kube-scheduler": true}
+
+// NodeImages are the baked references a node of role imports into
+// containerd: all of them on control-plane nodes; a worker leaves out the
+// control plane's own (the largest), which it never runs.
+func (i *Info) NodeImages(role string) []string {
+	var out []string
+	for _, ref := range i.Images {
+		if role == machineconfig.RoleWorker && controlPlaneImages[repoBase(ref)] {
+			continue
+		}
+		out = append(out, ref)
+	}
+	return out
+}
+
+// repoBase is the last element of a reference's repository.
+func repoBase(ref string) string {
+	repo := ref
+	if at := strings.LastIndex(repo, ":"); at > strings.LastIndex(repo, "/") {
+		repo = repo[:at]
+	}
+	return repo[strings.LastIndex(repo, "/")+1:]
+}
+
 // Image returns the baked reference whose repository's last element is
 // name (e.g. "pause"): the references are kubeadm's own list, taken at
 // build time, so none is spelled here.
 func (i *Info) Image(name string) (string, error) {
 	for _, ref := range i.Images {
-		repo := ref
-		if at := strings.LastIndex(repo, ":"); at > strings.LastIndex(repo, "/") {
-			repo = repo[:at]
-		}
-		if repo[strings.LastIndex(repo, "/")+1:] == name {
+		if repoBase(ref) == name {
 			return ref, nil
 		}
 	}

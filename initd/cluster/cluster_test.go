@@ -3,8 +3,11 @@ package cluster
 import (
 	"archive/tar"
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/netip"
 	"os"
@@ -305,7 +308,7 @@ func TestTarLayout(t *testing.T) {
 		os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644)
 	}
 	var buf bytes.Buffer
-	if err := TarLayout(&buf, dir); err != nil {
+	if err := TarLayout(&buf, dir, nil); err != nil {
 		t.Fatal(err)
 	}
 	tr := tar.NewReader(&buf)
@@ -330,6 +333,84 @@ func TestTarLayout(t *testing.T) {
 	d, err := LayoutDigest(dir)
 	if err != nil || !strings.HasPrefix(d, "sha256:") || len(d) != 71 {
 		t.Errorf("LayoutDigest: %q %v", d, err)
+	}
+}
+
+// A worker's import: index.json lists only the kept image and only the
+// blobs it reaches travel (the shared layer once, the other image's own
+// manifest, config and layer not at all).
+func TestTarLayoutSubset(t *testing.T) {
+	dir := t.TempDir()
+	blob := func(data string) string {
+		sum := sha256.Sum256([]byte(data))
+		d := hex.EncodeToString(sum[:])
+		os.MkdirAll(filepath.Join(dir, "blobs/sha256"), 0o755)
+		os.WriteFile(filepath.Join(dir, "blobs/sha256", d), []byte(data), 0o644)
+		return "sha256:" + d
+	}
+	shared, own1, own2 := blob("shared layer"), blob("proxy layer"), blob("apiserver layer")
+	manifest := func(cfg, layer string) string {
+		return blob(fmt.Sprintf(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":%q,"size":1},"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":1},{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":%q,"size":1}]}`, cfg, shared, layer))
+	}
+	m1, m2 := manifest(blob(`{"config":1}`), own1), manifest(blob(`{"config":2}`), own2)
+	desc := func(d, ref string) string {
+		return fmt.Sprintf(`{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":%q,"size":1,"annotations":{"io.containerd.image.name":%q,"org.opencontainers.image.ref.name":%q}}`, d, ref, ref)
+	}
+	os.WriteFile(filepath.Join(dir, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+	os.WriteFile(filepath.Join(dir, "index.json"), []byte(`{"schemaVersion":2,"manifests":[`+desc(m1, "example.test/k8s/kube-proxy:v1.37.2")+","+desc(m2, "example.test/k8s/kube-apiserver:v1.37.2")+`]}`), 0o644)
+
+	var buf bytes.Buffer
+	if err := TarLayout(&buf, dir, func(ref string) bool { return !strings.Contains(ref, "apiserver") }); err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(&buf)
+	got := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		got[h.Name] = string(data)
+	}
+	name := func(d string) string { return "blobs/sha256/" + strings.TrimPrefix(d, "sha256:") }
+	for _, d := range []string{m1, shared, own1} {
+		if _, ok := got[name(d)]; !ok {
+			t.Errorf("kept image's blob %s missing", d)
+		}
+	}
+	for _, d := range []string{m2, own2} {
+		if _, ok := got[name(d)]; ok {
+			t.Errorf("left-out image's blob %s is in the tar", d)
+		}
+	}
+	if len(got) != 6 { // oci-layout, index.json, manifest, config, 2 layers
+		t.Errorf("%d files in the tar, want 6", len(got))
+	}
+	if idx := got["index.json"]; !strings.Contains(idx, "kube-proxy") || strings.Contains(idx, "kube-apiserver") || !strings.Contains(idx, `"schemaVersion":2`) {
+		t.Errorf("index.json: %s", idx)
+	}
+	// A digest that tries to leave the layout is refused.
+	os.WriteFile(filepath.Join(dir, "index.json"), []byte(`{"manifests":[`+desc("sha256:../../etc/passwd", "x")+`]}`), 0o644)
+	if err := TarLayout(io.Discard, dir, func(string) bool { return true }); err == nil {
+		t.Error("a digest with a path in it was followed")
+	}
+}
+
+func TestNodeImages(t *testing.T) {
+	info := &Info{Images: []string{"example.test/k8s/etcd:3.7.0-0", "example.test/k8s/kube-apiserver:v1.37.2", "example.test/k8s/kube-controller-manager:v1.37.2",
+		"example.test/k8s/kube-scheduler:v1.37.2", "example.test/k8s/kube-proxy:v1.37.2", "example.test/k8s/pause:3.10.1", "example.test/k8s/coredns/coredns:v1.14.6"}}
+	if got := len(info.NodeImages(machineconfig.RoleInit)); got != 7 {
+		t.Errorf("init imports %d images, want all 7", got)
+	}
+	if got := len(info.NodeImages(machineconfig.RoleControlPlane)); got != 7 {
+		t.Errorf("control-plane imports %d images, want all 7", got)
+	}
+	if got := strings.Join(info.NodeImages(machineconfig.RoleWorker), " "); got != "example.test/k8s/kube-proxy:v1.37.2 example.test/k8s/pause:3.10.1 example.test/k8s/coredns/coredns:v1.14.6" {
+		t.Errorf("worker imports %s", got)
 	}
 }
 

@@ -304,12 +304,23 @@ func (o *Options) importImages(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("images: %w", err)
 	}
-	if old, err := os.ReadFile(ImagesImported); err == nil && strings.TrimSpace(string(old)) == digest {
-		missing, err := o.missingImages(ctx)
+	want := o.Info.NodeImages(o.MC.Spec.Role)
+	wanted := map[string]bool{}
+	for _, ref := range want {
+		wanted[ref] = true
+	}
+	// The marker names the layout and the set: a node imports again when
+	// either changes.
+	marker := digest + " " + strings.Join(want, " ")
+	if old, err := os.ReadFile(ImagesImported); err == nil && strings.TrimSpace(string(old)) == marker {
+		missing, err := o.missingImages(ctx, want)
 		if err == nil && len(missing) == 0 {
-			o.Log("cluster: images: %d already in containerd (layout %s)", len(o.Info.Images), digest[:19])
+			o.Log("cluster: images: %d already in containerd (layout %s)", len(want), digest[:19])
 			return 0, nil
 		}
+	}
+	if skipped := len(o.Info.Images) - len(want); skipped > 0 {
+		o.Log("cluster: images: importing %d of %d (a %s runs no control-plane pods)", len(want), len(o.Info.Images), o.MC.Spec.Role)
 	}
 	// A one-shot service (`kiln logs images`), fed the tar stream on its
 	// standard input: if ctr dies, the writes fail and the tar stops.
@@ -325,7 +336,7 @@ func (o *Options) importImages(ctx context.Context) (int, error) {
 		pw.Close()
 		return 0, err
 	}
-	tarErr := TarLayout(pw, dir)
+	tarErr := TarLayout(pw, dir, func(ref string) bool { return wanted[ref] })
 	pw.Close()
 	if err := o.Super.WaitDone(ctx, SvcImages); err != nil {
 		return 0, fmt.Errorf("images: ctr images import: %v (kiln logs %s)", err, SvcImages)
@@ -333,21 +344,21 @@ func (o *Options) importImages(ctx context.Context) (int, error) {
 	if tarErr != nil {
 		return 0, fmt.Errorf("images: reading %s: %w", dir, tarErr)
 	}
-	missing, err := o.missingImages(ctx)
+	missing, err := o.missingImages(ctx, want)
 	if err != nil {
 		return 0, err
 	}
 	if len(missing) > 0 {
 		return 0, fmt.Errorf("images: not in containerd after the import: %s", strings.Join(missing, " "))
 	}
-	if err := WriteFile(ImagesImported, []byte(digest+"\n"), 0o644); err != nil {
+	if err := WriteFile(ImagesImported, []byte(marker+"\n"), 0o644); err != nil {
 		return 0, err
 	}
-	return len(o.Info.Images), nil
+	return len(want), nil
 }
 
-// missingImages lists cluster.json's images containerd does not have.
-func (o *Options) missingImages(ctx context.Context) ([]string, error) {
+// missingImages lists the references of want containerd does not have.
+func (o *Options) missingImages(ctx context.Context, want []string) ([]string, error) {
 	// An *os.File for the output: the spawner reaps the child without
 	// cmd.Wait, which is what would finish copying into a buffer.
 	pr, pw, err := os.Pipe()
@@ -380,7 +391,7 @@ func (o *Options) missingImages(ctx context.Context) ([]string, error) {
 		have[strings.TrimSpace(sc.Text())] = true
 	}
 	var missing []string
-	for _, ref := range o.Info.Images {
+	for _, ref := range want {
 		if !have[ref] {
 			missing = append(missing, ref)
 		}

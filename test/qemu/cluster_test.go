@@ -155,6 +155,24 @@ func TestCluster(t *testing.T) {
 		t.Fatalf("kiln kubeconfig: %v\n%s", err, out)
 	}
 	k := &kubectlRunner{t: t, bin: kubectl, kubeconfig: kubeconfig, port: cp.kubePort, serverName: cp1IP}
+	// The admin credentials never reach the console or a service log.
+	adminConf, err := os.ReadFile(kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyLine := regexp.MustCompile(`client-key-data: (\S+)`).FindSubmatch(adminConf)
+	if keyLine == nil {
+		t.Fatalf("the admin kubeconfig has no client-key-data:\n%s", adminConf)
+	}
+	secret := string(keyLine[1])[:40]
+	if strings.Contains(cp.vm.Log(), secret) {
+		t.Error("the admin kubeconfig's key is on cp1's console")
+	}
+	for _, svc := range []string{"bootstrap", "kubelet", "containerd", "addons", "validate"} {
+		if out, _ := kilnNode(t, kilnconfig, cp.nodeAPI, "logs", svc); strings.Contains(out, secret) {
+			t.Errorf("the admin kubeconfig's key is in cp1's %s log", svc)
+		}
+	}
 
 	// Both nodes Ready, Kubernetes v1.37.2, at their segment addresses.
 	wantNodes(t, k, map[string]string{"cp1": cp1IP, "w1": w1IP})
