@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Options tie Run to the node.
@@ -39,7 +40,9 @@ type Options struct {
 // Run keeps the pod network in step until ctx ends.
 func Run(ctx context.Context, o Options) error {
 	if o.Handle == nil {
-		h, err := netlink.NewHandle()
+		// Routes only: a handle for every family would also open XFRM
+		// and netfilter sockets the kernel may not offer.
+		h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 		if err != nil {
 			return err
 		}
