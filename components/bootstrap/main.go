@@ -6,6 +6,8 @@
 //
 //	kiln-bootstrap init --config FILE [--result FILE] [--ready-timeout 30m]
 //	kiln-bootstrap ready --kubeconfig FILE --node NAME [--result FILE] [--ready-timeout 30m]
+//	kiln-bootstrap validate --kubeconfig FILE [--info FILE] [--result FILE] [--timeout 20m] [--namespace NS]
+//	kiln-bootstrap addons --kubeconfig FILE [--info FILE] [--timeout 10m]
 //	kiln-bootstrap version
 //	kubeadm ...   (invoked through the kubeadm symlink: kubeadm's own command)
 //
@@ -66,6 +68,10 @@ func main() {
 		err = runInit(os.Args[2:])
 	case "ready":
 		err = runReady(os.Args[2:])
+	case "validate":
+		err = runValidate(os.Args[2:])
+	case "addons":
+		err = runAddons(os.Args[2:])
 	case "version", "-v", "--version":
 		fmt.Println("kiln-bootstrap", version)
 	default:
@@ -80,6 +86,8 @@ func main() {
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: kiln-bootstrap init --config FILE [--result FILE] [--ready-timeout D]\n"+
 		"       kiln-bootstrap ready --kubeconfig FILE --node NAME [--result FILE] [--ready-timeout D]\n"+
+		"       kiln-bootstrap validate --kubeconfig FILE [--info FILE] [--result FILE] [--timeout D] [--namespace NS]\n"+
+		"       kiln-bootstrap addons --kubeconfig FILE [--info FILE] [--timeout D]\n"+
 		"       kiln-bootstrap version")
 	os.Exit(2)
 }
