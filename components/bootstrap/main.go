@@ -5,6 +5,7 @@
 // the initramfs, where every megabyte is boot time.
 //
 //	kiln-bootstrap init --config FILE [--result FILE] [--ready-timeout 30m]
+//	kiln-bootstrap join --config FILE [--result FILE] [--ready-timeout 30m]
 //	kiln-bootstrap ready --kubeconfig FILE --node NAME [--result FILE] [--ready-timeout 30m]
 //	kiln-bootstrap validate --kubeconfig FILE [--info FILE] [--result FILE] [--timeout 20m] [--namespace NS]
 //	kiln-bootstrap addons --kubeconfig FILE [--info FILE] [--timeout 10m]
@@ -33,6 +34,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+	kubeversion "k8s.io/component-base/version"
 	kubeadmapp "k8s.io/kubernetes/cmd/kubeadm/app"
 	kubeadmcmd "k8s.io/kubernetes/cmd/kubeadm/app/cmd"
 	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
@@ -66,6 +68,8 @@ func main() {
 	switch os.Args[1] {
 	case "init":
 		err = runInit(os.Args[2:])
+	case "join":
+		err = runJoin(os.Args[2:])
 	case "ready":
 		err = runReady(os.Args[2:])
 	case "validate":
@@ -85,6 +89,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: kiln-bootstrap init --config FILE [--result FILE] [--ready-timeout D]\n"+
+		"       kiln-bootstrap join --config FILE [--result FILE] [--ready-timeout D]\n"+
 		"       kiln-bootstrap ready --kubeconfig FILE --node NAME [--result FILE] [--ready-timeout D]\n"+
 		"       kiln-bootstrap validate --kubeconfig FILE [--info FILE] [--result FILE] [--timeout D] [--namespace NS]\n"+
 		"       kiln-bootstrap addons --kubeconfig FILE [--info FILE] [--timeout D]\n"+
@@ -128,6 +133,54 @@ func runInit(args []string) error {
 	admin := filepath.Join(kubeadmconstants.KubernetesDir, kubeadmconstants.AdminKubeConfigFileName)
 	readyStart := time.Now()
 	if err := waitReady(admin, node, *timeout); err != nil {
+		return err
+	}
+	res.ReadySeconds = time.Since(readyStart).Seconds()
+	return writeResult(*result, res)
+}
+
+// runJoin joins a worker or a control-plane node: kubeadm join's phase
+// workflow with the JoinConfiguration initd wrote, then the wait until
+// the node is Ready, read with the kubelet's own credentials (a worker has
+// no admin kubeconfig).
+func runJoin(args []string) error {
+	fs := flag.NewFlagSet("join", flag.ContinueOnError)
+	config := fs.String("config", "", "kubeadm JoinConfiguration")
+	result := fs.String("result", "", "write the timings here (JSON)")
+	timeout := fs.Duration("ready-timeout", 30*time.Minute, "how long to wait for the node to be Ready after kubeadm join")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *config == "" {
+		return errors.New("--config is required")
+	}
+	cfg, err := configutil.LoadJoinConfigurationFromFile(*config, configutil.LoadOrDefaultConfigurationOptions{SkipCRIDetect: true})
+	if err != nil {
+		return fmt.Errorf("%s: %w", *config, err)
+	}
+	node := cfg.NodeRegistration.Name
+	what := "worker"
+	if cfg.ControlPlane != nil {
+		what = "control-plane node"
+	}
+	endpoint := ""
+	if cfg.Discovery.BootstrapToken != nil {
+		endpoint = cfg.Discovery.BootstrapToken.APIServerEndpoint
+	}
+	fmt.Printf("kiln-bootstrap %s: kubeadm join of %s %s to %s\n", version, what, node, endpoint)
+
+	start := time.Now()
+	cmd := kubeadmcmd.NewKubeadmCommand(os.Stdin, os.Stdout, os.Stderr)
+	cmd.SetArgs([]string{"join", "--config", *config})
+	cmd.SilenceUsage = true
+	if err := cmd.Execute(); err != nil {
+		return fmt.Errorf("kubeadm join: %w", err)
+	}
+	res := Result{Node: node, Kubernetes: kubeversion.Get().GitVersion, KubeadmSeconds: time.Since(start).Seconds()}
+	fmt.Printf("kiln-bootstrap: kubeadm join done in %.1fs\n", res.KubeadmSeconds)
+	kubelet := filepath.Join(kubeadmconstants.KubernetesDir, kubeadmconstants.KubeletKubeConfigFileName)
+	readyStart := time.Now()
+	if err := waitReady(kubelet, node, *timeout); err != nil {
 		return err
 	}
 	res.ReadySeconds = time.Since(readyStart).Seconds()

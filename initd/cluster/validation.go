@@ -75,7 +75,10 @@ func (o *Options) addonsAndValidation(ctx context.Context) {
 		o.Log("ERROR: cluster: add-ons: %v", err)
 	}
 	os.Remove(ValidationResult)
-	err := o.once(ctx, SvcValidate, "validate", "--kubeconfig", AdminConf, "--info", InfoFile, "--result", ValidationResult)
+	// Each control-plane node validates in its own namespace: two nodes
+	// validating at once would delete each other's pods.
+	err := o.once(ctx, SvcValidate, "validate", "--kubeconfig", AdminConf, "--info", InfoFile, "--result", ValidationResult,
+		"--namespace", "kiln-validation-"+o.Node.Name)
 	v, rerr := ReadValidation(ValidationResult)
 	now := o.Uptime()
 	switch {
