@@ -76,7 +76,9 @@ func runAddons(args []string) error {
 	defer cancel()
 	start := time.Now()
 	a := &applier{cs: cs, dyn: dyn, interval: pollInterval, log: newLogger(os.Stderr)}
-	objs := metricsServerObjects(image)
+	// The pod network's RBAC again (kiln-bootstrap init applied it first):
+	// every boot of a control-plane node puts it back as it should be.
+	objs := append(podNetworkObjects(), metricsServerObjects(image)...)
 	if err := a.applyAll(ctx, objs); err != nil {
 		return err
 	}

@@ -131,6 +131,9 @@ func runInit(args []string) error {
 	fmt.Printf("kiln-bootstrap: kubeadm init done in %.1fs\n", res.KubeadmSeconds)
 
 	admin := filepath.Join(kubeadmconstants.KubernetesDir, kubeadmconstants.AdminKubeConfigFileName)
+	if err := applyPodNetworkRBAC(admin, 10*time.Minute); err != nil {
+		return err
+	}
 	readyStart := time.Now()
 	if err := waitReady(admin, node, *timeout); err != nil {
 		return err

@@ -79,6 +79,15 @@ func (c *apiClient) list(ctx context.Context) ([]Node, string, error) {
 	return nodes, l.Metadata.ResourceVersion, nil
 }
 
+// getNode reads one node (a kubelet's identity may read its own).
+func (c *apiClient) getNode(ctx context.Context, name string) (Node, error) {
+	var n apiNode
+	if err := c.get(ctx, "/api/v1/nodes/"+url.PathEscape(name), nil, &n); err != nil {
+		return Node{}, err
+	}
+	return n.node(), nil
+}
+
 // watch streams node events from resourceVersion rv until the server ends
 // the watch (timeoutSeconds), ctx ends or an error; changed is called for
 // every ADDED, MODIFIED or DELETED event with the node and whether it was

@@ -69,7 +69,7 @@ func Run(ctx context.Context, o Options) error {
 			if !sleep(ctx, backoff) {
 				break
 			}
-			backoff = min(2*backoff, 30*time.Second)
+			backoff = min(2*backoff, 10*time.Second)
 			continue
 		}
 		backoff = time.Second
@@ -90,6 +90,20 @@ func (s *syncer) cycle(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// This node's range first, from its own Node, which the Node
+	// authorizer always lets it read: the node's pods need nothing else.
+	self, err := c.getNode(ctx, s.o.Node)
+	if err != nil {
+		return err
+	}
+	if len(self.PodCIDRs) == 0 {
+		return fmt.Errorf("node %s has no pod range yet (spec.podCIDRs)", s.o.Node)
+	}
+	if err := s.writeConf(self); err != nil {
+		return err
+	}
+	// Listing every Node needs the RBAC grant kiln:pod-network, which the
+	// init node applies right after kubeadm init.
 	nodes, rv, err := c.list(ctx)
 	if err != nil {
 		return err
@@ -126,13 +140,9 @@ func (s *syncer) sync() error {
 		all = append(all, n)
 	}
 	sort.Slice(all, func(i, j int) bool { return all[i].Name < all[j].Name })
-	if self, ok := s.nodes[s.o.Node]; ok && len(self.PodCIDRs) > 0 {
-		wrote, err := WriteConf(s.o.ConfFile, self.PodCIDRs)
-		if err != nil {
+	if self, ok := s.nodes[s.o.Node]; ok {
+		if err := s.writeConf(self); err != nil {
 			return err
-		}
-		if wrote {
-			s.o.Log("pod network: bridge cni0, pods of node %s in %s", s.o.Node, prefixes(self.PodCIDRs))
 		}
 	}
 	ch, err := Reconcile(s.o.Handle, Routes(s.o.Node, all))
@@ -144,6 +154,18 @@ func (s *syncer) sync() error {
 	}
 	if len(ch.Unreachable) > 0 {
 		s.say("pod network: no host-gateway route for %s", strings.Join(ch.Unreachable, "; "))
+	}
+	return err
+}
+
+// writeConf writes the CNI configuration for the node's range, if it has one.
+func (s *syncer) writeConf(self Node) error {
+	if len(self.PodCIDRs) == 0 {
+		return nil
+	}
+	wrote, err := WriteConf(s.o.ConfFile, self.PodCIDRs)
+	if err == nil && wrote {
+		s.o.Log("pod network: bridge cni0, pods of node %s in %s", s.o.Node, prefixes(self.PodCIDRs))
 	}
 	return err
 }

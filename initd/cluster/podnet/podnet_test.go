@@ -172,8 +172,9 @@ func TestReconcile(t *testing.T) {
 // fakeAPI is an API server with nodes: it lists them and streams a watch
 // whose events the test sends. Clients must present a certificate.
 type fakeAPI struct {
-	mu     sync.Mutex
-	nodes  []apiNode
+	mu        sync.Mutex
+	nodes     []apiNode
+	forbidden bool // listing Nodes is refused (no RBAC grant yet)
 	events chan string
 	srv    *httptest.Server
 }
@@ -185,8 +186,27 @@ func newFakeAPI(t *testing.T) *fakeAPI {
 			http.Error(w, "no client certificate", http.StatusUnauthorized)
 			return
 		}
+		if name, ok := strings.CutPrefix(r.URL.Path, "/api/v1/nodes/"); ok {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			for _, n := range f.nodes {
+				if n.Metadata.Name == name {
+					json.NewEncoder(w).Encode(n)
+					return
+				}
+			}
+			http.NotFound(w, r)
+			return
+		}
 		if r.URL.Path != "/api/v1/nodes" {
 			http.NotFound(w, r)
+			return
+		}
+		f.mu.Lock()
+		forbidden := f.forbidden
+		f.mu.Unlock()
+		if forbidden {
+			http.Error(w, `{"kind":"Status","message":"nodes is forbidden"}`, http.StatusForbidden)
 			return
 		}
 		if r.URL.Query().Get("watch") != "true" {
@@ -269,6 +289,9 @@ func TestRun(t *testing.T) {
 	h := inNetns(t)
 	f := newFakeAPI(t)
 	f.nodes = []apiNode{apiNodeJSON("cp1", "192.168.76.10", "10.244.0.0/24")}
+	// Until the RBAC grant exists the node may read only its own Node:
+	// that is enough for its CNI configuration.
+	f.forbidden = true
 	kc := kubeconfigFor(t, f)
 	conf := filepath.Join(t.TempDir(), "net.d", "10-kiln.conflist")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -287,6 +310,9 @@ func TestRun(t *testing.T) {
 		data, err := os.ReadFile(conf)
 		return err == nil && strings.Contains(string(data), `"subnet": "10.244.0.0/24"`)
 	})
+	f.mu.Lock()
+	f.forbidden = false
+	f.mu.Unlock()
 	ev := func(typ string, n apiNode) string {
 		data, _ := json.Marshal(map[string]any{"type": typ, "object": n})
 		return string(data)
@@ -302,7 +328,7 @@ func TestRun(t *testing.T) {
 	logMu.Lock()
 	defer logMu.Unlock()
 	all := strings.Join(logs, "\n")
-	for _, want := range []string{"pods of node cp1 in 10.244.0.0/24", "route 10.244.1.0/24 via 192.168.76.11 (node w1)", "removed"} {
+	for _, want := range []string{"pods of node cp1 in 10.244.0.0/24", "403 Forbidden", "route 10.244.1.0/24 via 192.168.76.11 (node w1)", "removed"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("log lacks %q:\n%s", want, all)
 		}
