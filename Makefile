@@ -27,6 +27,7 @@ unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 -short $$($(GO) list ./... | grep -v /test/qemu)
 	cd components/probe && GOWORK=off $(GO) vet ./... && GOWORK=off $(GO) test -count=1 ./...
+	cd components/bootstrap && GOWORK=off GOFLAGS=-mod=readonly $(GO) vet . && GOWORK=off GOFLAGS=-mod=readonly $(GO) test -count=1 .
 
 fuzz:
 	@bash .ci/fuzz-short
@@ -34,8 +35,9 @@ fuzz:
 boot:
 	$(GO) test -count=1 -timeout 80m -v -run 'Test' ./test/qemu/ 2>&1 | tee $(OUT)-boot.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|panic|\s+\S+_test\.go:[0-9]+:)' ; exit $${PIPESTATUS[0]}
 
-# End to end: builds the default profile, boots an init node under QEMU (TCG)
-# and checks the cluster it forms by itself (test/qemu/cluster_test.go).
+# End to end: builds the default profile, boots an init node and a worker
+# under QEMU (TCG) on a virtual segment and checks the cluster they form by
+# themselves, then reboots the init node (test/qemu/cluster_test.go).
 # Long: the control plane takes many minutes under emulation.
 e2e: deps-check
 	KILN_E2E=1 $(GO) test -count=1 -timeout 150m -v -run 'TestCluster$$' ./test/qemu/ 2>&1 | tee $(OUT)-e2e.log ; exit $${PIPESTATUS[0]}
