@@ -241,9 +241,16 @@ func (o *Options) startPodNet() {
 		o.Log("cluster: %s already holds a CNI configuration: kiln's pod network is not started", CNIConfDir)
 		return
 	}
+	var services []netip.Prefix
+	for _, c := range strings.Split(o.MC.Spec.Cluster.Networking.ServiceSubnet, ",") {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(c)); err == nil {
+			services = append(services, p)
+		}
+	}
 	go func() {
 		err := podnet.Run(context.Background(), podnet.Options{
 			Kubeconfig: KubeletConf, Node: o.Node.Name, ConfFile: CNIConfFile, Log: o.Log,
+			NodeIP: o.Node.Address, Services: services,
 		})
 		o.Log("ERROR: cluster: pod network stopped: %v", err)
 	}()

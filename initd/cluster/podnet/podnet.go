@@ -30,6 +30,8 @@ type Options struct {
 	Kubeconfig string // the kubelet's kubelet.conf (Run waits for it)
 	Node       string // this node's name
 	ConfFile   string // the CNI configuration to write, e.g. /etc/cni/net.d/10-kiln.conflist
+	NodeIP     netip.Addr     // the node's address (source of the service route)
+	Services   []netip.Prefix // the cluster's service ranges
 	Log        func(format string, args ...any)
 	Handle     *netlink.Handle // nil: the current network namespace
 	// WatchSeconds bounds each watch request (default 300); after it the
@@ -145,7 +147,15 @@ func (s *syncer) sync() error {
 			return err
 		}
 	}
-	ch, err := Reconcile(s.o.Handle, Routes(s.o.Node, all))
+	want := Routes(s.o.Node, all)
+	if s.o.NodeIP.IsValid() {
+		svc, err := ServiceRoutes(s.o.Handle, s.o.Services, s.o.NodeIP)
+		if err != nil {
+			return err
+		}
+		want = append(want, svc...)
+	}
+	ch, err := Reconcile(s.o.Handle, want)
 	for _, r := range ch.Added {
 		s.o.Log("pod network: route %s", r)
 	}

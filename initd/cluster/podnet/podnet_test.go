@@ -345,3 +345,41 @@ func waitFor(t *testing.T, what string, ok func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A node with no default route gets an on-link route for the service
+// range from its address; once a default route exists, the pod network's
+// route goes away.
+func TestServiceRoutes(t *testing.T) {
+	h := inNetns(t)
+	svc := []netip.Prefix{netip.MustParsePrefix("10.96.0.0/12"), netip.MustParsePrefix("fd00:96::/108")}
+	node := netip.MustParseAddr("192.168.76.10")
+	want, err := ServiceRoutes(h, svc, node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := fmt.Sprint(want); got != "[10.96.0.0/12 from 192.168.76.10 (services: no default route)]" {
+		t.Fatalf("ServiceRoutes without a default route: %s", got)
+	}
+	if _, err := Reconcile(h, want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.RouteGet(net.ParseIP("10.96.0.1"))
+	if err != nil || len(got) == 0 || got[0].Gw != nil || !got[0].Src.Equal(net.ParseIP("192.168.76.10")) {
+		t.Fatalf("route to 10.96.0.1: %+v %v", got, err)
+	}
+	// The operator's default route arrives: no service route is needed.
+	lan, _ := h.LinkByName("lan0")
+	if err := h.RouteAdd(&netlink.Route{Gw: net.ParseIP("192.168.76.1"), LinkIndex: lan.Attrs().Index}); err != nil {
+		t.Fatal(err)
+	}
+	want, err = ServiceRoutes(h, svc, node)
+	if err != nil || len(want) != 0 {
+		t.Fatalf("ServiceRoutes with a default route: %v %v", want, err)
+	}
+	if ch, err := Reconcile(h, want); err != nil || len(ch.Removed) != 1 {
+		t.Errorf("reconcile: %+v %v", ch, err)
+	}
+	if got := ours(t, h); len(got) != 0 {
+		t.Errorf("routes left: %v", got)
+	}
+}
