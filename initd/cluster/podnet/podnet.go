@@ -27,9 +27,9 @@ import (
 
 // Options tie Run to the node.
 type Options struct {
-	Kubeconfig string // the kubelet's kubelet.conf (Run waits for it)
-	Node       string // this node's name
-	ConfFile   string // the CNI configuration to write, e.g. /etc/cni/net.d/10-kiln.conflist
+	Kubeconfig string         // the kubelet's kubelet.conf (Run waits for it)
+	Node       string         // this node's name
+	ConfFile   string         // the CNI configuration to write, e.g. /etc/cni/net.d/10-kiln.conflist
 	NodeIP     netip.Addr     // the node's address (source of the service route)
 	Services   []netip.Prefix // the cluster's service ranges
 	Log        func(format string, args ...any)

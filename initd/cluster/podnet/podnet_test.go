@@ -175,8 +175,8 @@ type fakeAPI struct {
 	mu        sync.Mutex
 	nodes     []apiNode
 	forbidden bool // listing Nodes is refused (no RBAC grant yet)
-	events chan string
-	srv    *httptest.Server
+	events    chan string
+	srv       *httptest.Server
 }
 
 func newFakeAPI(t *testing.T) *fakeAPI {
