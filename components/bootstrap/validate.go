@@ -16,6 +16,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"math"
 	"os"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +32,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
@@ -88,6 +91,9 @@ func runValidate(args []string) error {
 		return err
 	}
 	v := &validator{cs: cs, ns: *namespace, interval: pollInterval, log: newLogger(os.Stderr)}
+	v.metricsAPI = func(ctx context.Context) ([]byte, error) {
+		return cs.Discovery().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/nodes").DoRaw(ctx)
+	}
 	// Without the probe image the pod checks fail, saying why; the others
 	// still run.
 	if ci, err := readClusterInfo(*info); err != nil {
@@ -141,6 +147,9 @@ type validator struct {
 	probeErr error  // why there is none
 	interval time.Duration
 	log      func(format string, args ...any)
+	// metricsAPI reads the metrics API's node list (GET
+	// /apis/metrics.k8s.io/v1beta1/nodes); nil leaves the metrics check out.
+	metricsAPI func(context.Context) ([]byte, error)
 
 	prepareOnce sync.Once
 	prepareErr  error
@@ -169,6 +178,12 @@ func (v *validator) run(ctx context.Context) Validation {
 		{"kube-system", v.kubeSystem},
 		{"dns", v.dns},
 		{"service", v.service},
+	}
+	if v.metricsAPI != nil {
+		checks = append(checks, struct {
+			name string
+			fn   func(context.Context) (string, error)
+		}{"metrics", v.metrics})
 	}
 	res := Validation{Checks: make([]Check, len(checks))}
 	var wg sync.WaitGroup
@@ -246,6 +261,50 @@ func (v *validator) nodes(ctx context.Context) (string, error) {
 			return false, "not Ready: " + strings.Join(not, "; "), nil
 		}
 		return true, fmt.Sprintf("%d Ready: %s", len(ready), strings.Join(ready, ", ")), nil
+	})
+}
+
+// metrics passes when the metrics API (metrics-server behind the API
+// server's aggregation layer) reports usage for every node: the add-on
+// runs, the API server reaches its Service, and it reaches every kubelet.
+// The detail gives each node's usage: the cluster's idle footprint.
+func (v *validator) metrics(ctx context.Context) (string, error) {
+	return v.poll(ctx, "metrics", func(ctx context.Context) (bool, string, error) {
+		data, err := v.metricsAPI(ctx)
+		if err != nil {
+			return false, clip("metrics API: " + err.Error()), nil
+		}
+		var list struct {
+			Items []struct {
+				Metadata struct{ Name string }
+				Usage    map[string]resource.Quantity
+			}
+		}
+		if err := json.Unmarshal(data, &list); err != nil {
+			return false, "metrics API: " + err.Error(), nil
+		}
+		nodes, err := v.cs.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err.Error(), nil
+		}
+		have := map[string]string{}
+		for _, it := range list.Items {
+			cpu, mem := it.Usage["cpu"], it.Usage["memory"]
+			have[it.Metadata.Name] = fmt.Sprintf("%s cpu %dm memory %dMi", it.Metadata.Name, cpu.MilliValue(), mem.Value()>>20)
+		}
+		var got, missing []string
+		for _, n := range nodes.Items {
+			if u, ok := have[n.Name]; ok {
+				got = append(got, u)
+			} else {
+				missing = append(missing, n.Name)
+			}
+		}
+		sort.Strings(got)
+		if len(missing) > 0 || len(got) == 0 {
+			return false, fmt.Sprintf("no metrics yet for %s", strings.Join(missing, ", ")), nil
+		}
+		return true, strings.Join(got, "; "), nil
 	})
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -765,5 +766,48 @@ func TestClusterInfo(t *testing.T) {
 		if _, err := readClusterInfo(p); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", content, err, want)
 		}
+	}
+}
+
+// The metrics check waits until the metrics API reports every node, and
+// its detail is each node's usage.
+func TestMetricsCheck(t *testing.T) {
+	f := newFakeCluster(t, readyNode("cp1"), readyNode("w1"))
+	v := f.validator()
+	var mu sync.Mutex
+	answers := []string{
+		"", // the APIService is not available yet
+		`{"items":[{"metadata":{"name":"cp1"},"usage":{"cpu":"250m","memory":"943718400"}}]}`,
+		`{"items":[{"metadata":{"name":"cp1"},"usage":{"cpu":"250m","memory":"943718400"}},{"metadata":{"name":"w1"},"usage":{"cpu":"31415n","memory":"512Mi"}}]}`,
+	}
+	calls := 0
+	v.metricsAPI = func(context.Context) ([]byte, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		a := answers[min(calls, len(answers)-1)]
+		calls++
+		if a == "" {
+			return nil, errors.New("the server is currently unable to handle the request")
+		}
+		return []byte(a), nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	detail, err := v.metrics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "cp1 cpu 250m memory 900Mi; w1 cpu 1m memory 512Mi"; detail != want {
+		t.Errorf("detail %q, want %q", detail, want)
+	}
+	if calls != 3 {
+		t.Errorf("%d calls to the metrics API, want 3 (passed before every node had metrics?)", calls)
+	}
+	// A metrics API that never answers fails the check at the deadline, saying so.
+	v.metricsAPI = func(context.Context) ([]byte, error) { return nil, errors.New("503 Service Unavailable") }
+	short, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel2()
+	if _, err := v.metrics(short); err == nil || !strings.Contains(err.Error(), "503 Service Unavailable") {
+		t.Errorf("unavailable metrics API: %v", err)
 	}
 }
