@@ -85,6 +85,8 @@ func KubeadmInit(mc *machineconfig.MachineConfig, n Node) ([]byte, error) {
 			PodSubnet: s.Cluster.Networking.PodSubnet, ServiceSubnet: s.Cluster.Networking.ServiceSubnet,
 			DNSDomain: s.Cluster.Networking.DNSDomain,
 		},
+		ControllerManager: controlPlaneComponent{ExtraArgs: leaderElection},
+		Scheduler:         controlPlaneComponent{ExtraArgs: leaderElection},
 	}
 	kubelet, err := kubeletConfiguration(s.Node.KubeletConfiguration)
 	if err != nil {
@@ -224,13 +226,32 @@ type timeouts struct {
 }
 
 type clusterConfiguration struct {
-	APIVersion           string     `yaml:"apiVersion"`
-	Kind                 string     `yaml:"kind"`
-	ClusterName          string     `yaml:"clusterName"`
-	ControlPlaneEndpoint string     `yaml:"controlPlaneEndpoint"`
-	KubernetesVersion    string     `yaml:"kubernetesVersion"`
-	CertificatesDir      string     `yaml:"certificatesDir"`
-	Networking           networking `yaml:"networking"`
+	APIVersion           string                `yaml:"apiVersion"`
+	Kind                 string                `yaml:"kind"`
+	ClusterName          string                `yaml:"clusterName"`
+	ControlPlaneEndpoint string                `yaml:"controlPlaneEndpoint"`
+	KubernetesVersion    string                `yaml:"kubernetesVersion"`
+	CertificatesDir      string                `yaml:"certificatesDir"`
+	Networking           networking            `yaml:"networking"`
+	ControllerManager    controlPlaneComponent `yaml:"controllerManager"`
+	Scheduler            controlPlaneComponent `yaml:"scheduler"`
+}
+
+type controlPlaneComponent struct {
+	ExtraArgs []arg `yaml:"extraArgs"`
+}
+
+// leaderElection are the controller manager's and the scheduler's leader
+// election timings. The defaults (lease 15s, renew deadline 10s, each
+// request 5s) make a busy or emulated control plane give up its lease
+// whenever the API server is slow to answer, and the component exits and
+// restarts in a loop (seen on the emulated test nodes after a reboot). A
+// longer lease costs a slower hand-over between control-plane nodes
+// (about a minute instead of 15s), which an appliance can afford.
+var leaderElection = []arg{
+	{Name: "leader-elect-lease-duration", Value: "60s"},
+	{Name: "leader-elect-renew-deadline", Value: "40s"},
+	{Name: "leader-elect-retry-period", Value: "5s"},
 }
 
 type networking struct {

@@ -52,6 +52,24 @@ func TestKubeadmValidatesInitConfig(t *testing.T) {
 	}
 }
 
+// kubeadm accepts the JoinConfiguration initd renders for a worker and
+// for a control-plane node.
+func TestKubeadmValidatesJoinConfig(t *testing.T) {
+	kubeadm := component(t, "kubeadm")
+	n := testNode()
+	for _, role := range []string{"worker", "controlplane"} {
+		out, err := KubeadmJoin(exampleConfig(t, role), n, PatchDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), role+".yaml")
+		os.WriteFile(p, out, 0o600)
+		if res, err := exec.Command(kubeadm, "config", "validate", "--config", p).CombinedOutput(); err != nil {
+			t.Errorf("kubeadm config validate (%s): %v\n%s", role, err, res)
+		}
+	}
+}
+
 // containerd reads initd's configuration and keeps every setting.
 func TestContainerdReadsConfig(t *testing.T) {
 	containerd := component(t, "containerd")
