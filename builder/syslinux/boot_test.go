@@ -13,7 +13,7 @@ import (
 	"github.com/kilnproject/kiln/builder/fstree"
 )
 
-// bootSerial boots disk under SeaBIOS and waits up to 60 s for every want
+// bootSerial boots disk under SeaBIOS and waits up to 5 minutes for every want
 // string on the serial console, in order.
 func bootSerial(t *testing.T, disk string, want ...string) {
 	t.Helper()
@@ -56,10 +56,10 @@ func bootSerial(t *testing.T, disk string, want ...string) {
 	}()
 	select {
 	case <-found:
-	case <-time.After(60 * time.Second):
+	case <-time.After(5 * time.Minute):
 		mu.Lock()
 		defer mu.Unlock()
-		t.Fatalf("serial console did not show %q within 60 s:\n%s", want, log.String())
+		t.Fatalf("serial console did not show %q within 5 minutes:\n%s", want, log.String())
 	}
 }
 
