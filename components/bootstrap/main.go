@@ -22,7 +22,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -253,18 +252,11 @@ func waitReady(kubeconfig, node string, timeout time.Duration) error {
 	}
 }
 
-// writeResult writes r to path through a temporary file and a rename.
+// writeResult writes r to path (when asked) through a temporary file and
+// a rename.
 func writeResult(path string, r Result) error {
 	if path == "" {
 		return nil
 	}
-	data, err := json.Marshal(r)
-	if err != nil {
-		return err
-	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(data, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return writeJSONFile(path, r)
 }

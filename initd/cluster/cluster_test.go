@@ -311,21 +311,11 @@ func TestTarLayout(t *testing.T) {
 	if err := TarLayout(&buf, dir, nil); err != nil {
 		t.Fatal(err)
 	}
-	tr := tar.NewReader(&buf)
-	var names []string
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
+	names, got := readTar(t, &buf)
+	for _, name := range names {
+		if got[name] != files[name] {
+			t.Errorf("%s: %q", name, got[name])
 		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(tr)
-		if string(data) != files[h.Name] {
-			t.Errorf("%s: %q", h.Name, data)
-		}
-		names = append(names, h.Name)
 	}
 	if got := strings.Join(names, " "); got != "oci-layout index.json blobs/sha256/aa blobs/sha256/bb" {
 		t.Errorf("tar order: %s", got)
@@ -363,19 +353,7 @@ func TestTarLayoutSubset(t *testing.T) {
 	if err := TarLayout(&buf, dir, func(ref string) bool { return !strings.Contains(ref, "apiserver") }); err != nil {
 		t.Fatal(err)
 	}
-	tr := tar.NewReader(&buf)
-	got := map[string]string{}
-	for {
-		h, err := tr.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, _ := io.ReadAll(tr)
-		got[h.Name] = string(data)
-	}
+	_, got := readTar(t, &buf)
 	name := func(d string) string { return "blobs/sha256/" + strings.TrimPrefix(d, "sha256:") }
 	for _, d := range []string{m1, shared, own1} {
 		if _, ok := got[name(d)]; !ok {
@@ -397,6 +375,26 @@ func TestTarLayoutSubset(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "index.json"), []byte(`{"manifests":[`+desc("sha256:../../etc/passwd", "x")+`]}`), 0o644)
 	if err := TarLayout(io.Discard, dir, func(string) bool { return true }); err == nil {
 		t.Error("a digest with a path in it was followed")
+	}
+}
+
+// readTar returns a tar stream's file names in order and their contents.
+func readTar(t *testing.T, r io.Reader) ([]string, map[string]string) {
+	t.Helper()
+	tr := tar.NewReader(r)
+	var names []string
+	files := map[string]string{}
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return names, files
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, _ := io.ReadAll(tr)
+		names = append(names, h.Name)
+		files[h.Name] = string(data)
 	}
 }
 
