@@ -304,14 +304,18 @@ var errUnknownKind = errors.New("no client for this kind")
 
 // transient errors are worth another try: no answer at all (the API
 // server restarting, a connection refused or cut), or one saying "later".
-// An answer about the object itself (invalid, forbidden) is final.
+// An answer about the object itself (invalid) is final.
 func transient(err error) bool {
 	var st apierrors.APIStatus
 	if !errors.As(err, &st) {
 		return true
 	}
+	// Forbidden too: an API server that has just started authorizes with
+	// RBAC caches it has not filled yet, and refuses the cluster admin
+	// itself for a while (seen after a control-plane node's reboot). A
+	// real refusal still ends the wait at the deadline, naming it.
 	return apierrors.IsServiceUnavailable(err) || apierrors.IsTimeout(err) || apierrors.IsServerTimeout(err) ||
-		apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err)
+		apierrors.IsTooManyRequests(err) || apierrors.IsInternalError(err) || apierrors.IsForbidden(err)
 }
 
 // apply sends one object as an apply patch.

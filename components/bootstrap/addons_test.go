@@ -228,12 +228,15 @@ func TestAddonsRetry(t *testing.T) {
 	}
 	cs.PrependReactor("patch", "serviceaccounts", failFirst(3, apierrors.NewServiceUnavailable("etcdserver: leader changed")))
 	cs.PrependReactor("patch", "clusterroles", failFirst(1, apierrors.NewInternalError(errors.New("etcdserver: request timed out"))))
+	// A just-started API server whose RBAC caches are not filled refuses
+	// even the cluster admin for a moment.
+	cs.PrependReactor("patch", "clusterrolebindings", failFirst(2, apierrors.NewForbidden(schema.GroupResource{Group: "rbac.authorization.k8s.io", Resource: "clusterrolebindings"}, "x", errors.New(`User "kubernetes-admin" cannot patch resource`))))
 	objs := metricsServerObjects(bakedMetricsServer(t))
 	if err := newApplier(t, cs, dyn).applyAll(testCtx(t), objs); err != nil {
-		t.Fatalf("after 3 unavailable answers and a 500: %v", err)
+		t.Fatalf("after 3 unavailable answers, a 500 and 2 forbidden: %v", err)
 	}
-	if calls["serviceaccounts"] != 4 || calls["clusterroles"] != 3 {
-		t.Errorf("calls %v, want 4 for the service account and 3 for the two cluster roles", calls)
+	if calls["serviceaccounts"] != 4 || calls["clusterroles"] != 3 || calls["clusterrolebindings"] != 4 {
+		t.Errorf("calls %v, want 4 for the service account, 3 for the two cluster roles, 4 for the two bindings", calls)
 	}
 	snapshot(t, cs, dyn) // all there
 
