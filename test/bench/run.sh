@@ -150,28 +150,32 @@ and port scan (about a third of a second of sleeps) before sr0 exists; see the \
 
 ## Cluster (make e2e: QEMU TCG, two VMs on 2 host cores)
 
-\`make e2e\` (test/qemu/cluster_test.go, TestCluster), 2026-11-29: the default qcow2 boots as cp1 (init,
-2 vCPUs, 4 GiB) and w1 (worker, 2 vCPUs, 3 GiB) at the same time, on one virtual segment; both VMs
-share the machine's 2 cores, so each runs at about half the speed it would alone. Times are from
-the nodes' own console lines (seconds since power-on), where initd gives the breakdown.
+\`make e2e\` (test/qemu/cluster_test.go, TestCluster; passed in 1131s), 2026-11-29: the default qcow2
+boots as cp1 (init, 2 vCPUs, 4 GiB) and w1 (worker, 2 vCPUs, 3 GiB) at the same time, on one
+virtual segment. Both VMs share the machine's 2 cores, and \`.ci/run\` ran alongside for the first
+9 minutes, so every step runs several times slower than on an idle host. Times are from the
+nodes' own console lines (seconds since power-on), where initd gives the breakdown.
 
 | figure | cp1 (init) | w1 (worker) |
 | --- | --- | --- |
-| kiln ready (kernel / initd) | 7.26s (3.59s / 3.67s) | 10.20s (4.71s / 5.49s) |
-| containerd up | 5.1s | 4.1s |
-| baked images imported into containerd (\`ctr images import\`) | 272.9s (9 images) | 164.4s (5: no control-plane images) |
-| kubeadm init / join (in kiln-bootstrap) | 92.0s | 207.7s (mostly waiting for cp1's API server) |
-| kubelet up -> node Ready | 27.1s | 19.2s |
-| **power-on -> node Ready** | **409.7s** | **411.4s** |
-| add-ons (metrics-server) + validation (nodes, kube-system, DNS, Service, metrics) | 208.2s (validation 155.4s) | - |
-| **power-on -> validation passed** | **617.9s** | - |
-| reboot: power-on -> node Ready again (no kubeadm, images already there) | 83.1s | - |
-| memory at idle, working set (\`kubectl top nodes\`, metrics-server) | 752Mi | 268Mi |
-| CPU at idle (\`kubectl top nodes\`, of 2 emulated vCPUs) | 1538m | 727m |
+| kiln ready (kernel / initd) | 5.48s (3.49s / 1.99s) | 8.52s (4.17s / 4.35s) |
+| containerd up | 4.1s | 7.2s |
+| baked images imported into containerd (\`ctr images import\`) | 398.1s (9 images) | 233.7s (5: no control-plane images) |
+| kubeadm init / join (in kiln-bootstrap) | 106.7s | 273.5s (mostly waiting for cp1's API server) |
+| kubelet up -> node Ready | 16.9s | 18.6s |
+| **power-on -> node Ready** | **537.2s** | **549.6s** |
+| add-ons (metrics-server) + validation (nodes, kube-system, DNS, Service, metrics) | 176.4s (validation 144.3s) | - |
+| **power-on -> validation passed** | **713.7s** | - |
+| reboot: power-on -> node Ready again (no kubeadm, images already there) | 69.4s | - |
+| reboot: power-on -> validation passed again | 240.6s | - |
+| memory at idle, working set (\`kubectl top nodes\`, metrics-server) | 732Mi | 279Mi |
+| CPU at idle (\`kubectl top nodes\`, of 2 emulated vCPUs) | 1220m | 953m |
 
-The first pods (CoreDNS, then the validation's probe pods) run within the add-ons and validation
-step: the validation's \`dns\` check is a pod started, scheduled, run and finished. Under TCG every
-figure is CPU-bound and 25-40 times what a real machine takes; the image import is the largest
-step, and the reason a worker imports only the images it can run.
+An earlier run with no \`.ci/run\` alongside reached node Ready at 409.7s (cp1, images 272.9s) and
+411.4s (w1), validation at 617.9s, with 752Mi / 268Mi at idle. The first pods (CoreDNS, then the
+validation's probe pods) run within the add-ons and validation step: the validation's \`dns\` check
+is a pod started, scheduled, run and finished. Under TCG every figure is CPU-bound and 25-40 times
+what a real machine takes; the image import is the largest step, and the reason a worker imports
+only the images it can run.
 MD
 echo "wrote $OUTMD"
