@@ -96,49 +96,70 @@ func usage() {
 	os.Exit(2)
 }
 
-func runInit(args []string) error {
-	fs := flag.NewFlagSet("init", flag.ContinueOnError)
-	config := fs.String("config", "", "kubeadm configuration (InitConfiguration, ClusterConfiguration, component configs)")
-	result := fs.String("result", "", "write the timings here (JSON)")
-	timeout := fs.Duration("ready-timeout", 30*time.Minute, "how long to wait for the node to be Ready after kubeadm init")
-	if err := fs.Parse(args); err != nil {
+// phaseFlags are init's and join's flags: kubeadm's configuration file,
+// where the timings go and how long to wait for the node.
+func phaseFlags(verb string, args []string) (config, result string, timeout time.Duration, err error) {
+	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
+	fs.StringVar(&config, "config", "", "kubeadm configuration written by initd")
+	fs.StringVar(&result, "result", "", "write the timings here (JSON)")
+	fs.DurationVar(&timeout, "ready-timeout", 30*time.Minute, "how long to wait for the node to be Ready after kubeadm "+verb)
+	if err = fs.Parse(args); err == nil && config == "" {
+		err = errors.New("--config is required")
+	}
+	return config, result, timeout, err
+}
+
+// runKubeadm runs kubeadm's command tree in this process with args (e.g.
+// "init --config FILE") and returns how long its phases took.
+func runKubeadm(args ...string) (float64, error) {
+	start := time.Now()
+	cmd := kubeadmcmd.NewKubeadmCommand(os.Stdin, os.Stdout, os.Stderr)
+	cmd.SetArgs(args)
+	cmd.SilenceUsage = true
+	if err := cmd.Execute(); err != nil {
+		return 0, fmt.Errorf("kubeadm %s: %w", args[0], err)
+	}
+	took := time.Since(start).Seconds()
+	fmt.Printf("kiln-bootstrap: kubeadm %s done in %.1fs\n", args[0], took)
+	return took, nil
+}
+
+// readyThenResult waits until the node is Ready, read with kubeconfig,
+// and writes res with that wait's time to result.
+func readyThenResult(res Result, kubeconfig string, timeout time.Duration, result string) error {
+	start := time.Now()
+	if err := waitReady(kubeconfig, res.Node, timeout); err != nil {
 		return err
 	}
-	if *config == "" {
-		return errors.New("--config is required")
+	res.ReadySeconds = time.Since(start).Seconds()
+	return writeResult(result, res)
+}
+
+func runInit(args []string) error {
+	config, result, timeout, err := phaseFlags("init", args)
+	if err != nil {
+		return err
 	}
 	// kubeadm's own loader: unknown fields, bad values and version skew are
 	// reported here, before any phase touches the node.
-	cfg, err := configutil.LoadInitConfigurationFromFile(*config, configutil.LoadOrDefaultConfigurationOptions{SkipCRIDetect: true})
+	cfg, err := configutil.LoadInitConfigurationFromFile(config, configutil.LoadOrDefaultConfigurationOptions{SkipCRIDetect: true})
 	if err != nil {
-		return fmt.Errorf("%s: %w", *config, err)
+		return fmt.Errorf("%s: %w", config, err)
 	}
 	node := cfg.NodeRegistration.Name
 	fmt.Printf("kiln-bootstrap %s: kubeadm init of node %s, Kubernetes %s, endpoint %s\n",
 		version, node, cfg.KubernetesVersion, cfg.ControlPlaneEndpoint)
-
-	start := time.Now()
-	cmd := kubeadmcmd.NewKubeadmCommand(os.Stdin, os.Stdout, os.Stderr)
 	// The token and the certificate key are the machine config's secrets:
 	// kubeadm would print them (and the join commands) into this log.
-	cmd.SetArgs([]string{"init", "--config", *config, "--skip-token-print", "--skip-certificate-key-print"})
-	cmd.SilenceUsage = true
-	if err := cmd.Execute(); err != nil {
-		return fmt.Errorf("kubeadm init: %w", err)
+	took, err := runKubeadm("init", "--config", config, "--skip-token-print", "--skip-certificate-key-print")
+	if err != nil {
+		return err
 	}
-	res := Result{Node: node, Kubernetes: cfg.KubernetesVersion, KubeadmSeconds: time.Since(start).Seconds()}
-	fmt.Printf("kiln-bootstrap: kubeadm init done in %.1fs\n", res.KubeadmSeconds)
-
 	admin := filepath.Join(kubeadmconstants.KubernetesDir, kubeadmconstants.AdminKubeConfigFileName)
 	if err := applyPodNetworkRBAC(admin, 10*time.Minute); err != nil {
 		return err
 	}
-	readyStart := time.Now()
-	if err := waitReady(admin, node, *timeout); err != nil {
-		return err
-	}
-	res.ReadySeconds = time.Since(readyStart).Seconds()
-	return writeResult(*result, res)
+	return readyThenResult(Result{Node: node, Kubernetes: cfg.KubernetesVersion, KubeadmSeconds: took}, admin, timeout, result)
 }
 
 // runJoin joins a worker or a control-plane node: kubeadm join's phase
@@ -146,19 +167,13 @@ func runInit(args []string) error {
 // the node is Ready, read with the kubelet's own credentials (a worker has
 // no admin kubeconfig).
 func runJoin(args []string) error {
-	fs := flag.NewFlagSet("join", flag.ContinueOnError)
-	config := fs.String("config", "", "kubeadm JoinConfiguration")
-	result := fs.String("result", "", "write the timings here (JSON)")
-	timeout := fs.Duration("ready-timeout", 30*time.Minute, "how long to wait for the node to be Ready after kubeadm join")
-	if err := fs.Parse(args); err != nil {
+	config, result, timeout, err := phaseFlags("join", args)
+	if err != nil {
 		return err
 	}
-	if *config == "" {
-		return errors.New("--config is required")
-	}
-	cfg, err := configutil.LoadJoinConfigurationFromFile(*config, configutil.LoadOrDefaultConfigurationOptions{SkipCRIDetect: true})
+	cfg, err := configutil.LoadJoinConfigurationFromFile(config, configutil.LoadOrDefaultConfigurationOptions{SkipCRIDetect: true})
 	if err != nil {
-		return fmt.Errorf("%s: %w", *config, err)
+		return fmt.Errorf("%s: %w", config, err)
 	}
 	node := cfg.NodeRegistration.Name
 	what := "worker"
@@ -170,23 +185,12 @@ func runJoin(args []string) error {
 		endpoint = cfg.Discovery.BootstrapToken.APIServerEndpoint
 	}
 	fmt.Printf("kiln-bootstrap %s: kubeadm join of %s %s to %s\n", version, what, node, endpoint)
-
-	start := time.Now()
-	cmd := kubeadmcmd.NewKubeadmCommand(os.Stdin, os.Stdout, os.Stderr)
-	cmd.SetArgs([]string{"join", "--config", *config})
-	cmd.SilenceUsage = true
-	if err := cmd.Execute(); err != nil {
-		return fmt.Errorf("kubeadm join: %w", err)
-	}
-	res := Result{Node: node, Kubernetes: kubeversion.Get().GitVersion, KubeadmSeconds: time.Since(start).Seconds()}
-	fmt.Printf("kiln-bootstrap: kubeadm join done in %.1fs\n", res.KubeadmSeconds)
-	kubelet := filepath.Join(kubeadmconstants.KubernetesDir, kubeadmconstants.KubeletKubeConfigFileName)
-	readyStart := time.Now()
-	if err := waitReady(kubelet, node, *timeout); err != nil {
+	took, err := runKubeadm("join", "--config", config)
+	if err != nil {
 		return err
 	}
-	res.ReadySeconds = time.Since(readyStart).Seconds()
-	return writeResult(*result, res)
+	kubelet := filepath.Join(kubeadmconstants.KubernetesDir, kubeadmconstants.KubeletKubeConfigFileName)
+	return readyThenResult(Result{Node: node, Kubernetes: kubeversion.Get().GitVersion, KubeadmSeconds: took}, kubelet, timeout, result)
 }
 
 func runReady(args []string) error {
@@ -201,11 +205,7 @@ func runReady(args []string) error {
 	if *kubeconfig == "" || *node == "" {
 		return errors.New("--kubeconfig and --node are required")
 	}
-	start := time.Now()
-	if err := waitReady(*kubeconfig, *node, *timeout); err != nil {
-		return err
-	}
-	return writeResult(*result, Result{Node: *node, ReadySeconds: time.Since(start).Seconds()})
+	return readyThenResult(Result{Node: *node}, *kubeconfig, *timeout, *result)
 }
 
 // waitReady polls the node until its Ready condition is True, saying what

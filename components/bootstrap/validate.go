@@ -2,7 +2,7 @@ package main
 
 // Cluster validation: after the control plane is up, prove that the
 // cluster does what a user will ask of it. Four checks run at once under
-// one deadline (an emulated node is 25-40 times slower than a real one, and
+// one deadline (an emulated node is many times slower than a real one, and
 // a check that waits on pods should not wait for the others first):
 //
 //	nodes        every Node Ready

@@ -31,7 +31,7 @@ type Node struct {
 var IgnoredPreflight = []string{}
 
 // Timeouts for kubeadm: its defaults (4 minutes for the control plane to
-// come up) assume native speed; an emulated node (QEMU TCG) runs Go 25-40
+// come up) assume native speed; an emulated node (QEMU TCG) runs Go many
 // times slower, and a slow node is still a node.
 // kubeadm retries API and etcd calls for as long as kubernetesAPICall and
 // etcdAPICall say, and its wait-control-plane phase starts with such a

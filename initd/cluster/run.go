@@ -150,16 +150,9 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
-		if err := WriteFile(KubeadmConfig, cfg, 0o600); err != nil {
-			return err
-		}
-		kubeletUp := o.kubeletWhenConfigured(ctx, kubelet)
 		o.Log("cluster: kubeadm init (kiln-bootstrap) of node %s, control plane at %s", o.Node.Name, o.MC.Spec.Cluster.ControlPlaneEndpoint)
-		if res, err = o.bootstrap(ctx, []string{"init", "--config", KubeadmConfig}); err != nil {
+		if res, err = o.kubeadm(ctx, "init", cfg, kubelet); err != nil {
 			return err
-		}
-		if err := <-kubeletUp; err != nil {
-			return fmt.Errorf("kubelet: %w", err)
 		}
 		steps = append(steps, fmt.Sprintf("kubeadm init %.1fs", res.KubeadmSeconds), fmt.Sprintf("node Ready %.1fs", res.ReadySeconds))
 
@@ -184,16 +177,9 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return err
 		}
-		if err := WriteFile(KubeadmConfig, cfg, 0o600); err != nil {
-			return err
-		}
-		kubeletUp := o.kubeletWhenConfigured(ctx, kubelet)
 		o.Log("cluster: kubeadm join (kiln-bootstrap) of %s node %s to %s", role, o.Node.Name, o.MC.Spec.Cluster.ControlPlaneEndpoint)
-		if res, err = o.bootstrap(ctx, []string{"join", "--config", KubeadmConfig}); err != nil {
+		if res, err = o.kubeadm(ctx, "join", cfg, kubelet); err != nil {
 			return err
-		}
-		if err := <-kubeletUp; err != nil {
-			return fmt.Errorf("kubelet: %w", err)
 		}
 		steps = append(steps, fmt.Sprintf("kubeadm join %.1fs", res.KubeadmSeconds), fmt.Sprintf("node Ready %.1fs", res.ReadySeconds))
 	}
@@ -202,6 +188,24 @@ func Run(ctx context.Context, o Options) error {
 		o.addonsAndValidation(ctx)
 	}
 	return nil
+}
+
+// kubeadm writes kubeadm's configuration cfg and runs kiln-bootstrap verb
+// (init or join) with it, starting the kubelet as soon as kubeadm has
+// configured it.
+func (o *Options) kubeadm(ctx context.Context, verb string, cfg []byte, kubelet supervisor.Service) (*bootstrapResult, error) {
+	if err := WriteFile(KubeadmConfig, cfg, 0o600); err != nil {
+		return nil, err
+	}
+	kubeletUp := o.kubeletWhenConfigured(ctx, kubelet)
+	res, err := o.bootstrap(ctx, []string{verb, "--config", KubeadmConfig})
+	if err != nil {
+		return nil, err
+	}
+	if err := <-kubeletUp; err != nil {
+		return nil, fmt.Errorf("kubelet: %w", err)
+	}
+	return res, nil
 }
 
 // kubeletWhenConfigured starts the kubelet the moment kubeadm has written

@@ -174,8 +174,8 @@ nodes' own console lines (seconds since power-on), where initd gives the breakdo
 An earlier run with no \`.ci/run\` alongside reached node Ready at 409.7s (cp1, images 272.9s) and
 411.4s (w1), validation at 617.9s, with 752Mi / 268Mi at idle. The first pods (CoreDNS, then the
 validation's probe pods) run within the add-ons and validation step: the validation's \`dns\` check
-is a pod started, scheduled, run and finished. Under TCG every figure is CPU-bound and 25-40 times
-what a real machine takes; the image import is the largest step, and the reason a worker imports
-only the images it can run.
+is a pod started, scheduled, run and finished. Under TCG every figure is CPU-bound and far above what a real machine
+takes; the image import is the largest step, and the reason a worker imports only the images it
+can run.
 MD
 echo "wrote $OUTMD"
