@@ -378,14 +378,24 @@ func (k *kubectlRunner) run(args ...string) string {
 	return out
 }
 
+// apply applies manifest, again while the API server answers that etcd
+// timed out (an emulated control plane under load does), up to 3 times.
 func (k *kubectlRunner) apply(manifest string) {
 	k.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	c := k.cmd(ctx, "apply", "-f", "-")
-	c.Stdin = strings.NewReader(manifest)
-	if out, err := c.CombinedOutput(); err != nil {
-		k.t.Fatalf("kubectl apply: %v\n%s", err, out)
+	for attempt := 1; ; attempt++ {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		c := k.cmd(ctx, "apply", "-f", "-")
+		c.Stdin = strings.NewReader(manifest)
+		out, err := c.CombinedOutput()
+		cancel()
+		if err == nil {
+			return
+		}
+		if attempt == 3 || !strings.Contains(string(out), "etcdserver: request timed out") {
+			k.t.Fatalf("kubectl apply (attempt %d): %v\n%s", attempt, err, out)
+		}
+		k.t.Logf("kubectl apply: %s; again in 10s", strings.TrimSpace(string(out)))
+		time.Sleep(10 * time.Second)
 	}
 }
 
