@@ -67,25 +67,28 @@ type Boot struct {
 	Reaper  *reaper.Reaper
 	Super   *supervisor.Supervisor
 
-	console   *stampedConsole // nil in tests
-	kver      string
-	modMu     sync.Mutex
-	modules   *kmod.Loader // nil until needed in the system stage (see loader)
-	sysModule string       // /sys/module unless a test says otherwise
-	medium    *medium.Medium
-	events    *uevent.Socket // nil when the kernel would not give us one
-	coldplug  *coldplugger
-	loading   []<-chan struct{} // background loads from the initramfs (see loadInBackground)
-	initd     string            // initramfs.json's digest of this binary
-	sameInit  bool              // the system image's /sbin/init is this binary: no exec
-	initRead  chan error        // the system init's prefetch result
-	oldRoot   *os.File          // the initramfs after switch_root, until freed
-	dhcp      *network.Prefetch // started once the NIC drivers are in (see startDHCP)
-	rdIndex   <-chan string     // the initramfs's module index digest, being computed
-	sysIndex  <-chan string     // the system image's, being computed
-	sysDigest string            // ... and its value
-	hostname  string
-	addrs     []string
+	console *stampedConsole // nil in tests
+	kver    string
+	modMu   sync.Mutex
+	modules *kmod.Loader // nil until needed in the system stage (see loader)
+	// cpuAtStart is CPU time per thread when initd started (kiln.debug).
+	cpuAtStart cpuMark
+	sysModule  string // /sys/module unless a test says otherwise
+	medium     *medium.Medium
+	events     *uevent.Socket // nil when the kernel would not give us one
+	coldplug   *coldplugger
+	afterReady []string          // modaliases whose drivers load once the node is ready
+	loading    []<-chan struct{} // background loads from the initramfs (see loadInBackground)
+	initd      string            // initramfs.json's digest of this binary
+	sameInit   bool              // the system image's /sbin/init is this binary: no exec
+	initRead   chan error        // the system init's prefetch result
+	oldRoot    *os.File          // the initramfs after switch_root, until freed
+	dhcp       *network.Prefetch // started once the NIC drivers are in (see startDHCP)
+	rdIndex    <-chan string     // the initramfs's module index digest, being computed
+	sysIndex   <-chan string     // the system image's, being computed
+	sysDigest  string            // ... and its value
+	hostname   string
+	addrs      []string
 
 	actions   chan<- power.Action // the power actions PID 1 carries out
 	nodeState                     // machine config, phase results, node API
@@ -136,6 +139,9 @@ func (b *Boot) readCmdline(context.Context) error {
 	}
 	b.Log.Debugf("cmdline: %v", c)
 	b.Log.Debugf("%s", cpuLine())
+	if c.Debug() && b.cpuAtStart == (cpuMark{}) {
+		b.cpuAtStart = markCPU()
+	}
 	return nil
 }
 
@@ -164,6 +170,10 @@ func (b *Boot) openModules() error {
 		return fmt.Errorf("modules for kernel %s: %w", b.kver, err)
 	}
 	l.Log = b.Log.Debugf
+	l.Options = moduleOptions()
+	if h := hypervisor(); h != "" {
+		b.Log.Debugf("virtual machine (%s): module defaults %v", h, vmModuleDefaults)
+	}
 	b.modules = l
 	return nil
 }
@@ -203,9 +213,24 @@ func (b *Boot) loadInitramfsModules(context.Context) error {
 	if b.events, err = uevent.Open(); err != nil {
 		b.logf("%v; polling for devices instead", err)
 	}
-	b.loadInBackground("", cfg.Modules)
+	mods := cfg.Modules
+	if _, disk := b.Cmdline["kiln.slot"]; disk {
+		// Booting from the installed disk: the ISO's modules are for a
+		// seed volume at most, which loads them when it is mounted.
+		mods = nil
+		for _, m := range cfg.Modules {
+			if !isoOnlyModules[kmod.Name(m)] {
+				mods = append(mods, m)
+			}
+		}
+	}
+	b.loadInBackground("", mods)
 	return nil
 }
+
+// isoOnlyModules mount the system image from an ISO (the filesystem, the
+// loop device for the squashfs file on it).
+var isoOnlyModules = map[string]bool{"isofs": true, "loop": true}
 
 // loadInBackground loads names in order at a lower priority (see
 // inBackground); switch-root waits for them (waitModules).
@@ -289,7 +314,10 @@ func (b *Boot) findMedium(ctx context.Context) error {
 			b.Log.Debugf("medium found at look %d", looks)
 			if m.Kind == medium.Disk && m.State != "" {
 				// STATE is ext4: load it from here while the system image
-				// is mounted, rather than from the squashfs after.
+				// is mounted, rather than from the squashfs after; the
+				// CPU's checksum drivers first, ext4 picks its crc32c at
+				// mount time.
+				b.coldplug.loadDeferred()
 				b.loadInBackground(" for STATE", fsModules["ext4"])
 			}
 			// The NIC drivers loaded alongside the medium's: start DHCP
@@ -587,6 +615,21 @@ func (b *Boot) coldplugSystem(context.Context) error {
 			}
 		}
 	}
+	if b.coldplug != nil { // in-process: what the initramfs stage deferred
+		b.coldplug.mu.Lock()
+		b.afterReady = append(b.afterReady, b.coldplug.deferred...)
+		b.coldplug.deferred = nil
+		b.coldplug.mu.Unlock()
+	}
+	now := todo[:0:0]
+	for _, a := range todo {
+		if afterReady(a) {
+			b.afterReady = append(b.afterReady, a)
+		} else {
+			now = append(now, a)
+		}
+	}
+	todo = now
 	defer b.startDHCP() // with the NIC drivers in
 	if len(todo) == 0 {
 		b.logf("coldplug: no new devices since the initramfs (%s)", Millis(time.Since(start)))
@@ -600,6 +643,33 @@ func (b *Boot) coldplugSystem(context.Context) error {
 	nd, nl := l.Coldplug(todo, map[string]bool{}, coldplugWorkers)
 	b.logf("coldplug: %d devices (%d to match), %d modules loaded", len(aliases), nd, nl)
 	return nil
+}
+
+// loadAfterReady loads the drivers coldplug deferred (see afterReady) in
+// the background, once the node is ready.
+func (b *Boot) loadAfterReady() {
+	todo := b.afterReady
+	b.afterReady = nil
+	if len(todo) == 0 {
+		return
+	}
+	inBackground(func() {
+		start := time.Now()
+		l, err := b.loader()
+		if err != nil {
+			b.logf("modules: %v", err)
+			return
+		}
+		n := 0
+		for _, a := range todo {
+			k, err := l.LoadAliasAsync(a)
+			if err != nil {
+				b.logf("coldplug %s: %v", a, err)
+			}
+			n += k
+		}
+		b.Log.Debugf("coldplug: %d modules for %d devices loaded after ready in %s", n, len(todo), Millis(time.Since(start)))
+	})
 }
 
 // announced returns the modaliases of the devices added since s was last
@@ -712,6 +782,9 @@ func (b *Boot) Ready() {
 	b.markReady()
 	b.Log.Printf("%s", ReadyLine(total, b.Kernel, b.hostname, b.addrs))
 	b.Log.Debugf("%s", cpuLine())
+	if b.Log.DebugEnabled() {
+		b.Log.Debugf("%s", cpuTop("/proc", 8, b.cpuAtStart))
+	}
 }
 
 // kernelTime is the uptime when the first stage started: read it in the

@@ -139,6 +139,7 @@ func (b *Boot) loadClusterModules() {
 		return
 	}
 	l.Log = b.Log.Debugf
+	l.Options = moduleOptions()
 	if f, err := os.Open("/proc/modules"); err == nil {
 		names, _ := kmod.ReadProcModules(f)
 		f.Close()

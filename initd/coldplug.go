@@ -45,6 +45,12 @@ type coldplugger struct {
 	// a uevent round trip and a module load (0.1-0.3 s under emulation).
 	scsiDevices []string
 	scsiOnce    sync.Once
+
+	// deferred are devices whose drivers nothing in the boot waits for
+	// (see afterReady): they are not loaded, and not reported handled, so
+	// the system stage finds them again and loads them once the node is
+	// ready.
+	deferred []string
 }
 
 func newColdplugger(l *kmod.Loader, sys string, logf func(string, ...any)) *coldplugger {
@@ -76,7 +82,18 @@ func (c *coldplugger) add(modalias string) bool {
 	}
 	c.done[modalias] = true
 	c.devices++
+	if afterReady(modalias) {
+		c.deferred = append(c.deferred, modalias)
+		c.mu.Unlock()
+		return true
+	}
 	c.mu.Unlock()
+	c.start(modalias)
+	return true
+}
+
+// start loads modalias's drivers in the background.
+func (c *coldplugger) start(modalias string) {
 	c.wg.Add(1)
 	sem := c.sem
 	if !mayHoldMedium(modalias) {
@@ -111,7 +128,17 @@ func (c *coldplugger) add(modalias string) bool {
 		c.loaded += n
 		c.mu.Unlock()
 	}()
-	return true
+}
+
+// loadDeferred starts the loads add deferred, now.
+func (c *coldplugger) loadDeferred() {
+	c.mu.Lock()
+	todo := c.deferred
+	c.deferred = nil
+	c.mu.Unlock()
+	for _, a := range todo {
+		c.start(a)
+	}
 }
 
 // needsSCSI reports whether a driver for modalias needs the SCSI core,
@@ -164,6 +191,26 @@ func mayHoldMedium(modalias string) bool {
 	return true
 }
 
+// afterReady reports whether a device's driver can wait until the node is
+// ready: nothing in the boot uses it, and its insertion costs the boot CPU
+// time (under emulation, tens of milliseconds each; the CPU-feature crypto
+// drivers also run the kernel's self-tests of their algorithms). These are
+// the CPU-feature drivers (crc32c_intel, crct10dif_pclmul, aesni_intel, ...:
+// the generic code does the same work until they are in) and hardware
+// RNGs (the kernel seeds its generator from the CPU and timing jitter).
+// A boot that mounts ext4 loads them before (see coldplugger.loadDeferred):
+// the filesystem picks its checksum code at mount time.
+func afterReady(modalias string) bool {
+	bus, rest, _ := strings.Cut(modalias, ":")
+	switch bus {
+	case "cpu":
+		return true
+	case "virtio": // virtio:dNNNNNNNNvNNNNNNNN, device 4: entropy source
+		return strings.HasPrefix(rest, "d00000004v")
+	}
+	return false
+}
+
 // inBackground runs f on its own OS thread at a lower CPU priority, so
 // work that is not on the path to the boot medium (loading overlay, ...)
 // fills the time the kernel spends waiting for hardware instead of
@@ -178,7 +225,7 @@ func inBackground(f func()) (done <-chan struct{}) {
 	return ch
 }
 
-// niced are the threads lowerPriority niced and that still run, so hurry
+// niced are the threads lowerPriority moved to SCHED_IDLE and that still run, so hurry
 // can undo it once the boot waits for their work.
 var niced struct {
 	sync.Mutex
@@ -186,10 +233,10 @@ var niced struct {
 	hurried bool
 }
 
-// lowerPriority moves the calling goroutine to its own OS thread at nice
-// 10 (after hurry: at the normal priority) and returns what to call when
-// the goroutine is done. The thread dies with the goroutine (no
-// UnlockOSThread), so its niceness never leaks to other goroutines.
+// lowerPriority moves the calling goroutine to its own OS thread under
+// SCHED_IDLE (after hurry: at the normal priority) and returns what to
+// call when the goroutine is done. The thread dies with the goroutine (no
+// UnlockOSThread), so its policy never leaks to other goroutines.
 func lowerPriority() (done func()) {
 	runtime.LockOSThread()
 	tid := unix.Gettid()
@@ -198,7 +245,7 @@ func lowerPriority() (done func()) {
 	if niced.hurried {
 		return func() {}
 	}
-	unix.Setpriority(unix.PRIO_PROCESS, tid, 10)
+	setIdlePolicy(tid, true)
 	if niced.tids == nil {
 		niced.tids = map[int]bool{}
 	}
@@ -212,13 +259,13 @@ func lowerPriority() (done func()) {
 
 // hurry puts the niced threads back at the normal priority, and the ones
 // to come: once the medium is found the boot waits for the rest of the
-// loads, and on a busy host nice 10 starves them.
+// loads, and on a busy host SCHED_IDLE starves them.
 func hurry() {
 	niced.Lock()
 	defer niced.Unlock()
 	niced.hurried = true
 	for tid := range niced.tids {
-		unix.Setpriority(unix.PRIO_PROCESS, tid, 0)
+		setIdlePolicy(tid, false)
 	}
 }
 
@@ -228,13 +275,20 @@ func hurry() {
 // driver, and often none did.
 const coldplugState = "/run/kiln/coldplug"
 
-// handled returns the modaliases seen so far, sorted.
+// handled returns the modaliases seen so far, sorted, but the deferred
+// ones.
 func (c *coldplugger) handled() []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	deferred := map[string]bool{}
+	for _, a := range c.deferred {
+		deferred[a] = true
+	}
 	out := make([]string, 0, len(c.done))
 	for a := range c.done {
-		out = append(out, a)
+		if !deferred[a] {
+			out = append(out, a)
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -271,3 +325,23 @@ func readColdplugState(path string) (string, map[string]bool, error) {
 	}
 	return lines[0], done, nil
 }
+
+// setIdlePolicy moves thread tid to SCHED_IDLE (or back to the normal
+// policy). A niced thread still takes its share: eight loads at nice 10
+// together weigh about as much as the one storage load they compete with,
+// so under emulation the medium's drivers got half of the only CPU.
+// SCHED_IDLE threads run only when nothing else wants the CPU, which is
+// when the kernel waits for hardware. The kernel work they start
+// (asynchronous probes) runs in its own threads at the normal priority.
+func setIdlePolicy(tid int, idle bool) {
+	attr := unix.SchedAttr{Size: unix.SizeofSchedAttr, Policy: unix.SCHED_IDLE}
+	if !idle {
+		attr.Policy = schedOther // nice 0
+	}
+	if err := unix.SchedSetAttr(tid, &attr, 0); err != nil && idle {
+		unix.Setpriority(unix.PRIO_PROCESS, tid, 19) // kernels without SCHED_IDLE
+	}
+}
+
+// schedOther is SCHED_OTHER, the normal policy (x/sys/unix names only the others).
+const schedOther = 0

@@ -60,6 +60,7 @@ func Main() int {
 	}
 	power.StartButtons(ctx, "/sys/class/input", "/dev/input", log.Printf, actions) // open before "ready"
 	b.Ready()
+	b.loadAfterReady()
 	b.freeInitramfs()
 	return serve(b, actions)
 }

@@ -99,22 +99,26 @@ func TestColdplugger(t *testing.T) {
 	}
 }
 
-// inBackground runs its function on a thread of lower priority and
-// leaves the caller's thread alone.
-func TestInBackground(t *testing.T) {
-	before, err := unix.Getpriority(unix.PRIO_PROCESS, 0)
+// threadPolicy is the calling thread's scheduling policy.
+func threadPolicy(t *testing.T) uint32 {
+	a, err := unix.SchedGetAttr(unix.Gettid(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var inside int
-	<-inBackground(func() { inside, _ = unix.Getpriority(unix.PRIO_PROCESS, unix.Gettid()) })
-	// The raw getpriority returns 20-nice; a runner already nicer than 10
-	// may not lower its niceness.
-	if 20-before <= 10 && inside != 10 {
-		t.Errorf("background thread priority %d (nice %d), want nice 10", inside, 20-inside)
+	return a.Policy
+}
+
+// inBackground runs its function on a SCHED_IDLE thread and leaves the
+// caller's thread alone.
+func TestInBackground(t *testing.T) {
+	before := threadPolicy(t)
+	var inside uint32
+	<-inBackground(func() { inside = threadPolicy(t) })
+	if inside != unix.SCHED_IDLE {
+		t.Errorf("background thread policy %d, want SCHED_IDLE (%d)", inside, unix.SCHED_IDLE)
 	}
-	if after, _ := unix.Getpriority(unix.PRIO_PROCESS, 0); after != before {
-		t.Errorf("caller's priority changed from %d to %d", before, after)
+	if after := threadPolicy(t); after != before {
+		t.Errorf("caller's policy changed from %d to %d", before, after)
 	}
 }
 
@@ -332,9 +336,9 @@ func TestHurry(t *testing.T) {
 		t.Skip("lowering a thread's niceness needs root")
 	}
 	defer func() { niced.Lock(); niced.hurried = false; niced.Unlock() }()
-	prio := func() int { p, _ := unix.Getpriority(unix.PRIO_PROCESS, unix.Gettid()); return p }
-	started, release := make(chan int), make(chan struct{})
-	var after int
+	prio := func() uint32 { return threadPolicy(t) }
+	started, release := make(chan uint32), make(chan struct{})
+	var after uint32
 	done := inBackground(func() {
 		started <- prio()
 		<-release
@@ -344,13 +348,69 @@ func TestHurry(t *testing.T) {
 	hurry()
 	close(release)
 	<-done
-	// getpriority answers 20-nice: 10 is nice 10, 20 is nice 0.
-	if before != 10 || after != 20 {
-		t.Errorf("background thread at %d before hurry and %d after, want 10 and 20", before, after)
+	if before != unix.SCHED_IDLE || after != schedOther {
+		t.Errorf("background thread policy %d before hurry and %d after, want SCHED_IDLE and SCHED_OTHER", before, after)
 	}
-	var later int
+	var later uint32
 	<-inBackground(func() { later = prio() })
-	if later != 20 {
-		t.Errorf("background work after hurry at %d, want 20 (nice 0)", later)
+	if later != schedOther {
+		t.Errorf("background work after hurry at policy %d, want SCHED_OTHER", later)
+	}
+}
+
+// CPU-feature drivers and hardware RNGs wait for loadDeferred: nothing is
+// inserted for them before, they are not reported handled (the system
+// stage finds them again), and loadDeferred inserts them.
+func TestColdplugDefersAfterReadyDrivers(t *testing.T) {
+	l, err := kmod.Open("kmod/testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	inserted := map[string]bool{}
+	l.Insert = func(p, _ string) error { mu.Lock(); inserted[kmod.Name(p)] = true; mu.Unlock(); return nil }
+	c := newColdplugger(l, t.TempDir(), t.Logf)
+	const cpu = "cpu:type:x86,ven0002fam000Fmod006B:feature:,0000,0081,0094,00C0"
+	const rng = "virtio:d00000004v00001AF4"
+	const blk = "virtio:d00000002v00001AF4"
+	for _, a := range []string{cpu, rng, blk} {
+		if !c.add(a) {
+			t.Errorf("add(%q) = false for a new device", a)
+		}
+	}
+	if c.add(cpu) {
+		t.Error("a deferred device was new again")
+	}
+	c.wait()
+	if inserted["crc32c_intel"] || inserted["virtio_rng"] || !inserted["virtio_blk"] {
+		t.Fatalf("before loadDeferred: inserted %v, want virtio_blk and its dependencies", inserted)
+	}
+	if h := strings.Join(c.handled(), " "); h != blk {
+		t.Errorf("handled %q, want only the disk", h)
+	}
+	c.loadDeferred()
+	c.wait()
+	if !inserted["crc32c_intel"] || !inserted["virtio_rng"] {
+		t.Errorf("after loadDeferred: inserted %v", inserted)
+	}
+	if len(c.handled()) != 3 {
+		t.Errorf("handled %v after loadDeferred, want all 3", c.handled())
+	}
+}
+
+func TestAfterReady(t *testing.T) {
+	for a, want := range map[string]bool{
+		"cpu:type:x86,ven0000fam0006mod003A:feature:,0000,0094": true,
+		"cpu:type:aarch64:feature:,0000,0001":                   true,
+		"virtio:d00000004v00001AF4":                             true, // entropy
+		"virtio:d00000001v00001AF4":                             false,
+		"virtio:d00000002v00001AF4":                             false,
+		"pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01": false,
+		"acpi:LNXPWRBN:":                                        false, // the power button is wanted from the start
+		"input:b0019v0000p0001e0000-e0,1,k74,ramlsfw":           false,
+	} {
+		if got := afterReady(a); got != want {
+			t.Errorf("afterReady(%q) = %v, want %v", a, got, want)
+		}
 	}
 }

@@ -21,7 +21,7 @@ const DefaultTimeout = 30 * time.Second
 // parameters, double quotes may wrap a value (or a whole parameter) with spaces.
 func Parse(s string) Cmdline {
 	c := Cmdline{}
-	for _, p := range split(s) {
+	for _, p := range Split(s) {
 		k, v, _ := strings.Cut(p, "=")
 		if k == "" {
 			continue
@@ -31,7 +31,9 @@ func Parse(s string) Cmdline {
 	return c
 }
 
-func split(s string) []string {
+// Split returns the parameters of a command line in order, quotes removed,
+// repeats kept (module options may repeat; Parse keeps the last).
+func Split(s string) []string {
 	var out []string
 	var cur strings.Builder
 	inQuote, have := false, false

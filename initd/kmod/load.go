@@ -32,6 +32,9 @@ type Loader struct {
 	// Insert loads one module file with its parameters ("" or
 	// AsyncProbe); nil means finit_module. Tests replace it.
 	Insert func(path, params string) error
+	// Options are the kernel command line's module parameters and
+	// blacklist (ParseOptions).
+	Options Options
 
 	mu    sync.Mutex
 	state map[string]*loadState
@@ -199,6 +202,10 @@ func (l *Loader) insertOnce(m, params string) (bool, error) {
 	if insert == nil {
 		insert = finit
 	}
+	if opt := l.Options.For(m); opt != "" {
+		params = strings.TrimSpace(params + " " + opt)
+		l.logf("module %s: parameters %q", m, opt)
+	}
 	start := time.Now()
 	if err := insert(p, params); err != nil {
 		st.err = fmt.Errorf("load module %s (%s): %w", m, p, err)
@@ -228,6 +235,10 @@ func (l *Loader) loadAlias(modalias, params string) (int, error) {
 	n := 0
 	for _, m := range l.Aliases.Match(modalias) {
 		if l.Builtin[m] || l.Loaded(m) {
+			continue
+		}
+		if l.Options.Blacklisted(m) {
+			l.logf("module %s not loaded for %s: modprobe.blacklist", m, modalias)
 			continue
 		}
 		mine, err := l.load(m, params)

@@ -50,8 +50,12 @@ func (k *kernelModules) load(name string) error {
 			}
 			dir = filepath.Join("/lib/modules", unix.ByteSliceToString(u.Release[:]))
 		}
-		if k.loader, k.err = kmod.Open(dir); k.err == nil && k.insert != nil {
-			k.loader.Insert = func(p, _ string) error { return k.insert(p) }
+		if k.loader, k.err = kmod.Open(dir); k.err == nil {
+			if k.insert != nil {
+				k.loader.Insert = func(p, _ string) error { return k.insert(p) }
+			} else {
+				k.loader.Options = kmod.ReadOptions("/proc/cmdline")
+			}
 		}
 	})
 	if k.err != nil {

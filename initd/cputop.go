@@ -1,0 +1,119 @@
+package initd
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// cpuMark is what cpuTop needs from the moment initd started, cheap to
+// take (two small reads) so kiln.debug does not slow the boot it measures.
+type cpuMark struct {
+	busy  time.Duration // all CPUs, /proc/stat
+	initd time.Duration // this process so far: the kernel's own init ran as PID 1 too
+	user  time.Duration // of which in user space (Go), the rest in system calls
+}
+
+func markCPU() cpuMark {
+	var m cpuMark
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		m.busy, _, _ = ParseCPUStat(string(b))
+	}
+	if b, err := os.ReadFile("/proc/self/stat"); err == nil {
+		_, m.initd, _ = parseTaskStat(string(b))
+		m.user = taskUserTime(string(b))
+	}
+	return m
+}
+
+// cpuTop says where the CPU time since start went, for kiln.debug: initd
+// itself (its system calls include the modules' init functions), then the
+// kernel threads by name (kworker/0:1 and kworker/u2:3 are one "kworker"
+// line), and what no live thread accounts for (threads that exited, such
+// as the crypto self-tests, and interrupts).
+func cpuTop(proc string, n int, start cpuMark) string {
+	now := markCPU()
+	initd := now.initd - start.initd
+	byName := map[string]time.Duration{}
+	tasks, _ := filepath.Glob(filepath.Join(proc, "[0-9]*", "task", "[0-9]*", "stat"))
+	self := strconv.Itoa(os.Getpid())
+	for _, p := range tasks {
+		if strings.HasPrefix(p, filepath.Join(proc, self)+"/") {
+			continue // counted whole, from /proc/self/stat
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if name, t, ok := parseTaskStat(string(b)); ok && t > 0 {
+			byName[name] += t
+		}
+	}
+	names := make([]string, 0, len(byName))
+	var others time.Duration
+	for k, v := range byName {
+		names = append(names, k)
+		others += v
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if byName[names[i]] != byName[names[j]] {
+			return byName[names[i]] > byName[names[j]]
+		}
+		return names[i] < names[j]
+	})
+	if len(names) > n {
+		names = names[:n]
+	}
+	parts := []string{fmt.Sprintf("busy %dms: initd %dms (user %dms)", (now.busy - start.busy).Milliseconds(),
+		initd.Milliseconds(), (now.user - start.user).Milliseconds())}
+	for _, k := range names {
+		parts = append(parts, fmt.Sprintf("%s %dms", k, byName[k].Milliseconds()))
+	}
+	if rest := now.busy - start.busy - initd - others; rest > 0 && start.busy > 0 {
+		parts = append(parts, fmt.Sprintf("exited threads and interrupts %dms", rest.Milliseconds()))
+	}
+	return "cpu since initd started: " + strings.Join(parts, ", ")
+}
+
+// parseTaskStat returns a /proc/PID[/task/TID]/stat line's command, with
+// the kernel threads' per-CPU and per-instance suffixes cut
+// ("kworker/u2:3-events" is "kworker"), and its user+system time.
+func parseTaskStat(s string) (string, time.Duration, bool) {
+	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+	if open < 0 || end < open {
+		return "", 0, false
+	}
+	name := s[open+1 : end]
+	if i := strings.IndexAny(name, "/:"); i > 0 {
+		name = name[:i]
+	}
+	f := strings.Fields(s[end+1:])
+	// After the command: state is field 3 of the line, utime 14, stime 15.
+	if len(f) < 13 {
+		return "", 0, false
+	}
+	u, err1 := strconv.ParseUint(f[11], 10, 64)
+	st, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return "", 0, false
+	}
+	return name, time.Duration(u+st) * 10 * time.Millisecond, true
+}
+
+// taskUserTime is a stat line's utime alone.
+func taskUserTime(s string) time.Duration {
+	end := strings.LastIndexByte(s, ')')
+	if end < 0 {
+		return 0
+	}
+	f := strings.Fields(s[end+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseUint(f[11], 10, 64)
+	return time.Duration(u) * 10 * time.Millisecond
+}
