@@ -201,10 +201,10 @@ func (b *Boot) loadInitramfsModules(context.Context) error {
 	// now, while the medium search leaves CPU to spare.
 	rd, dir := make(chan string, 1), b.modules.Dir
 	b.rdIndex = rd
-	go func() {
+	inBackground(func() { // wanted at switch-root only
 		d, _ := kmod.Digest(dir)
 		rd <- d
-	}()
+	})
 	if cfg.Kernel != "" && cfg.Kernel != b.kver {
 		b.logf("warning: %s is for kernel %s, running %s", InitramfsJSON, cfg.Kernel, b.kver)
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/vishvananda/netlink"
@@ -76,9 +75,7 @@ func StartDHCP(o Options) *Prefetch {
 	go func() {
 		defer close(p.done)
 		defer h.Close()
-		start := time.Now()
 		up := n.waitCarrier(ctx, links, o.CarrierWait)
-		n.log("network: carrier on %d of %d NICs after %dms", len(up), len(links), time.Since(start).Milliseconds())
 		dctx, dcancel := context.WithTimeout(ctx, o.DHCPTimeout)
 		defer dcancel()
 		answers := make(chan answer)
@@ -92,12 +89,9 @@ func StartDHCP(o Options) *Prefetch {
 			c.link = l
 			running++
 			go func() {
-				asked := time.Now()
 				lease, err := c.client.Request(dctx, dhcpOptions)
 				if err != nil {
 					err = fmt.Errorf("dhcp %s: %w", l.Attrs().Name, err)
-				} else {
-					n.log("network: dhcp %s: answered in %dms", l.Attrs().Name, time.Since(asked).Milliseconds())
 				}
 				answers <- answer{c: c, lease: lease, err: err}
 			}()

@@ -72,7 +72,10 @@ func (r *Reaper) Run(ctx context.Context) {
 func (r *Reaper) Reap() {
 	self := os.Getpid()
 	now := time.Now()
-	zombies := r.zombies(self)
+	var zombies []int
+	if anyExited() {
+		zombies = r.zombies(self)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	// Registered children first: they may have been reaped by the kernel's
@@ -112,6 +115,16 @@ func (r *Reaper) Reap() {
 			delete(r.seen, pid)
 		}
 	}
+}
+
+// anyExited reports whether some child has exited and waits to be reaped,
+// without reaping it (WNOWAIT). Listing the zombies means reading every
+// process's stat file; a node has hundreds of processes and a reaper
+// that wakes every second, so the list is read only when there is one.
+func anyExited() bool {
+	var info unix.Siginfo
+	err := unix.Waitid(unix.P_ALL, 0, &info, unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, nil)
+	return err == nil && info.Signo == int32(unix.SIGCHLD)
 }
 
 // zombies lists our children in state Z, from /proc/PID/stat.

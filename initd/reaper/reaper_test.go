@@ -59,3 +59,37 @@ func TestDoesNotSteal(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// anyExited sees an exited child without reaping it, and nothing when no
+// child has exited.
+func TestAnyExited(t *testing.T) {
+	if anyExited() {
+		t.Skip("the test process has an unreaped child already")
+	}
+	sleeper := exec.Command("sleep", "10")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer sleeper.Process.Kill()
+	if anyExited() {
+		t.Error("a running child counted as exited")
+	}
+	quick := exec.Command("true")
+	if err := quick.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !anyExited() {
+		if time.Now().After(deadline) {
+			t.Fatal("the exited child was never seen")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Not reaped: its owner still gets its status.
+	if err := quick.Wait(); err != nil {
+		t.Errorf("Wait after anyExited: %v", err)
+	}
+	if anyExited() {
+		t.Error("still an exited child after Wait")
+	}
+}
