@@ -44,7 +44,7 @@ const perSource = 8 * time.Second
 // Seams for tests: the real ones touch the machine.
 var (
 	sources = func(o Options) []datasource.Source {
-		return datasource.Defaults(o.Cmdline, datasource.SysVolumes{}, "")
+		return datasource.Defaults(o.Cmdline, datasource.Shared(datasource.SysVolumes{}), "")
 	}
 	netUp = func(ctx context.Context, cfg *netconf.Config, o network.Options) (netState, error) {
 		n, err := network.Apply(ctx, cfg, o)
