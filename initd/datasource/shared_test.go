@@ -25,8 +25,8 @@ func TestSharedListsOnceAndReusesMounts(t *testing.T) {
 			"40 27 11:0 /kiln /run/kiln/sub ro - iso9660 /dev/sr0 ro\n"+ // a bind of a subdirectory: not the volume
 			"41 27 11:0 / /run/kiln/boot\\040medium ro,relatime shared:9 - iso9660 /dev/sr0 ro\n"), 0o644)
 	inner := &countingVolumes{DirVolumes: DirVolumes{
-		{Device: "/dev/sr0", FSType: "iso9660", Label: "KILN"}:   "/unused",
-		{Device: "/dev/vdb", FSType: "vfat", Label: "CIDATA"}: "/mnt/vdb",
+		{Device: "/dev/sr0", FSType: "iso9660", Label: "KILN"}: "/unused",
+		{Device: "/dev/vdb", FSType: "vfat", Label: "CIDATA"}:  "/mnt/vdb",
 	}}
 	s := &shared{inner: inner, mountinfo: info}
 	for i := 0; i < 3; i++ {
