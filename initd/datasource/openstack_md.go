@@ -10,12 +10,17 @@ import (
 type OpenStackMetadata struct {
 	BaseURL string // default http://169.254.169.254
 	Client  *http.Client
+	// Detect, when set, must report true for the service to be tried.
+	Detect func() bool
 }
 
-func (OpenStackMetadata) Name() string       { return "openstack" }
-func (OpenStackMetadata) NeedsNetwork() bool { return true }
+func (OpenStackMetadata) Name() string         { return "openstack" }
+func (o OpenStackMetadata) NeedsNetwork() bool { return o.Detect == nil || o.Detect() }
 
 func (o OpenStackMetadata) Fetch(ctx context.Context) (*Seed, error) {
+	if o.Detect != nil && !o.Detect() {
+		return nil, ErrNotFound
+	}
 	base := strings.TrimSuffix(o.BaseURL, "/")
 	if base == "" {
 		base = "http://169.254.169.254"

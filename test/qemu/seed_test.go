@@ -126,6 +126,9 @@ write_files:
 	}}
 	m := amd64Machine(t, image("amd64", "iso"), "cdrom")
 	serveMetadata(t, m, svc)
+	// What a Nitro instance's firmware says: initd asks the EC2 service
+	// only where DMI names it.
+	m.ExtraArgs = append(m.ExtraArgs, "-smbios", "type=1,manufacturer=Amazon EC2")
 	vm, line := bootKept(t, m)
 	wantReady(t, line, "node3", "169.254.169.15/24")
 	wantConsole(t, vm.Log(), "seed from ec2:http://169.254.169.254", "write_files[0]: wrote /etc/kiln-test/hello (16 bytes, mode 0644")
