@@ -414,3 +414,86 @@ func TestAfterReady(t *testing.T) {
 		}
 	}
 }
+
+func TestStorageControllerClasses(t *testing.T) {
+	for _, c := range []struct {
+		modalias          string
+		storage, paravirt bool
+	}{
+		{"pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00", true, true},  // virtio-blk (legacy)
+		{"pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00", true, true},  // virtio-blk (modern)
+		{"pci:v00001AF4d00001004sv00001AF4sd00000008bc01sc00i00", true, true},  // virtio-scsi
+		{"pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02", true, true},  // NVMe
+		{"pci:v000015ADd000007C0sv000015ADsd000007C0bc01sc07i00", true, true},  // VMware PVSCSI
+		{"pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01", true, false}, // q35 AHCI
+		{"pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80", true, false}, // PIIX IDE
+		{"pci:v00001033d00000194sv00001AF4sd00001100bc0Csc03i30", true, false}, // xHCI
+		{"pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00", false, false}, // virtio-net
+		{"virtio:d00000002v00001AF4", false, false},
+		{"acpi:LNXPWRBN:", false, false},
+	} {
+		if got := storageController(c.modalias); got != c.storage {
+			t.Errorf("storageController(%s) = %v", c.modalias, got)
+		}
+		if got := paravirtualStorage(c.modalias); got != c.paravirt {
+			t.Errorf("paravirtualStorage(%s) = %v", c.modalias, got)
+		}
+	}
+}
+
+// On a disk boot, an emulated controller's driver waits while a
+// paravirtual one is there: released (the disk was not there) or deferred
+// (it was).
+func TestColdplugHoldsEmulatedStorage(t *testing.T) {
+	const virtioBlk = "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"
+	const ahci = "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"
+	setup := func() (*coldplugger, func(string) bool) {
+		l, err := kmod.Open("kmod/testdata")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		inserted := map[string]bool{}
+		l.Insert = func(p, _ string) error { mu.Lock(); inserted[kmod.Name(p)] = true; mu.Unlock(); return nil }
+		c := newColdplugger(l, t.TempDir(), t.Logf)
+		c.holdEmulated = true
+		return c, func(m string) bool { mu.Lock(); defer mu.Unlock(); return inserted[m] }
+	}
+
+	c, has := setup()
+	c.add(virtioBlk)
+	c.add(ahci)
+	c.wait()
+	if !has("virtio_pci") || has("ahci") {
+		t.Fatalf("virtio_pci loaded %v, ahci loaded %v; want the paravirtual one alone", has("virtio_pci"), has("ahci"))
+	}
+	if held, paravirt := c.holding(); !held || !paravirt {
+		t.Errorf("holding() = %v, %v", held, paravirt)
+	}
+	c.releaseHeld()
+	c.wait()
+	if !has("ahci") {
+		t.Error("ahci not loaded after releaseHeld")
+	}
+
+	c, has = setup()
+	c.add(virtioBlk)
+	c.add(ahci)
+	c.wait()
+	c.deferHeld()
+	c.wait()
+	if has("ahci") {
+		t.Error("ahci loaded after deferHeld")
+	}
+	if len(c.deferred) != 1 || c.deferred[0] != ahci {
+		t.Errorf("deferred %v, want the AHCI controller", c.deferred)
+	}
+	if strings.Contains(strings.Join(c.handled(), " "), ahci) {
+		t.Error("a deferred controller reported handled")
+	}
+	c.add("pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80") // after deferHeld: not held any more
+	c.wait()
+	if held, _ := c.holding(); held {
+		t.Error("a controller found after deferHeld was held")
+	}
+}
