@@ -420,14 +420,14 @@ func TestStorageControllerClasses(t *testing.T) {
 		modalias          string
 		storage, paravirt bool
 	}{
-		{"pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00", true, true},  // virtio-blk (legacy)
-		{"pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00", true, true},  // virtio-blk (modern)
-		{"pci:v00001AF4d00001004sv00001AF4sd00000008bc01sc00i00", true, true},  // virtio-scsi
-		{"pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02", true, true},  // NVMe
-		{"pci:v000015ADd000007C0sv000015ADsd000007C0bc01sc07i00", true, true},  // VMware PVSCSI
-		{"pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01", true, false}, // q35 AHCI
-		{"pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80", true, false}, // PIIX IDE
-		{"pci:v00001033d00000194sv00001AF4sd00001100bc0Csc03i30", true, false}, // xHCI
+		{"pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00", true, true},   // virtio-blk (legacy)
+		{"pci:v00001AF4d00001042sv00001AF4sd00001100bc01sc00i00", true, true},   // virtio-blk (modern)
+		{"pci:v00001AF4d00001004sv00001AF4sd00000008bc01sc00i00", true, true},   // virtio-scsi
+		{"pci:v00001B36d00000010sv00001AF4sd00001100bc01sc08i02", true, true},   // NVMe
+		{"pci:v000015ADd000007C0sv000015ADsd000007C0bc01sc07i00", true, true},   // VMware PVSCSI
+		{"pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01", true, false},  // q35 AHCI
+		{"pci:v00008086d00007010sv00001AF4sd00001100bc01sc01i80", true, false},  // PIIX IDE
+		{"pci:v00001033d00000194sv00001AF4sd00001100bc0Csc03i30", true, false},  // xHCI
 		{"pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00", false, false}, // virtio-net
 		{"virtio:d00000002v00001AF4", false, false},
 		{"acpi:LNXPWRBN:", false, false},
