@@ -362,14 +362,7 @@ func TestHurry(t *testing.T) {
 // inserted for them before, they are not reported handled (the system
 // stage finds them again), and loadDeferred inserts them.
 func TestColdplugDefersAfterReadyDrivers(t *testing.T) {
-	l, err := kmod.Open("kmod/testdata")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	inserted := map[string]bool{}
-	l.Insert = func(p, _ string) error { mu.Lock(); inserted[kmod.Name(p)] = true; mu.Unlock(); return nil }
-	c := newColdplugger(l, t.TempDir(), t.Logf)
+	c, inserted := recordingColdplugger(t)
 	const cpu = "cpu:type:x86,ven0002fam000Fmod006B:feature:,0000,0081,0094,00C0"
 	const rng = "virtio:d00000004v00001AF4"
 	const blk = "virtio:d00000002v00001AF4"
@@ -382,16 +375,16 @@ func TestColdplugDefersAfterReadyDrivers(t *testing.T) {
 		t.Error("a deferred device was new again")
 	}
 	c.wait()
-	if inserted["crc32c_intel"] || inserted["virtio_rng"] || !inserted["virtio_blk"] {
-		t.Fatalf("before loadDeferred: inserted %v, want virtio_blk and its dependencies", inserted)
+	if inserted("crc32c_intel") || inserted("virtio_rng") || !inserted("virtio_blk") {
+		t.Fatal("before loadDeferred: want virtio_blk and its dependencies inserted, nothing else")
 	}
 	if h := strings.Join(c.handled(), " "); h != blk {
 		t.Errorf("handled %q, want only the disk", h)
 	}
 	c.loadDeferred()
 	c.wait()
-	if !inserted["crc32c_intel"] || !inserted["virtio_rng"] {
-		t.Errorf("after loadDeferred: inserted %v", inserted)
+	if !inserted("crc32c_intel") || !inserted("virtio_rng") {
+		t.Error("after loadDeferred: crc32c_intel or virtio_rng not inserted")
 	}
 	if len(c.handled()) != 3 {
 		t.Errorf("handled %v after loadDeferred, want all 3", c.handled())
@@ -448,16 +441,9 @@ func TestColdplugHoldsEmulatedStorage(t *testing.T) {
 	const virtioBlk = "pci:v00001AF4d00001001sv00001AF4sd00000002bc01sc00i00"
 	const ahci = "pci:v00008086d00002922sv00001AF4sd00001100bc01sc06i01"
 	setup := func() (*coldplugger, func(string) bool) {
-		l, err := kmod.Open("kmod/testdata")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var mu sync.Mutex
-		inserted := map[string]bool{}
-		l.Insert = func(p, _ string) error { mu.Lock(); inserted[kmod.Name(p)] = true; mu.Unlock(); return nil }
-		c := newColdplugger(l, t.TempDir(), t.Logf)
+		c, has := recordingColdplugger(t)
 		c.holdEmulated = true
-		return c, func(m string) bool { mu.Lock(); defer mu.Unlock(); return inserted[m] }
+		return c, has
 	}
 
 	c, has := setup()
@@ -496,4 +482,19 @@ func TestColdplugHoldsEmulatedStorage(t *testing.T) {
 	if held, _ := c.holding(); held {
 		t.Error("a controller found after deferHeld was held")
 	}
+}
+
+// recordingColdplugger is a coldplugger over kmod's testdata index that
+// records insertions instead of making them; has reports whether a module
+// was inserted.
+func recordingColdplugger(t *testing.T) (c *coldplugger, has func(module string) bool) {
+	t.Helper()
+	l, err := kmod.Open("kmod/testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	inserted := map[string]bool{}
+	l.Insert = func(p, _ string) error { mu.Lock(); inserted[kmod.Name(p)] = true; mu.Unlock(); return nil }
+	return newColdplugger(l, t.TempDir(), t.Logf), func(m string) bool { mu.Lock(); defer mu.Unlock(); return inserted[m] }
 }

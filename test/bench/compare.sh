@@ -20,44 +20,21 @@ media() {
     *) echo "$1: not an .iso or .qcow2" >&2; exit 2 ;;
   esac
 }
-# boot NAME ARGS...: one boot until the ready line, then a power-off; prints the line.
-boot() {
-  local name=$1; shift
-  local log="$work/$name.log" mon="$work/mon"
-  rm -f "$log" "$mon.in" "$mon.out"; mkfifo "$mon.in" "$mon.out"
-  # shellcheck disable=SC2068
-  qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -m 1024 -display none -vga none -nodefaults \
-    -serial "file:$log" -monitor "pipe:$mon" -netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0 \
-    -device virtio-rng-pci $@ &
-  local qpid=$! line=""
-  cat "$mon.out" >/dev/null &
-  exec 7>"$mon.in"
-  for _ in $(seq 1 360); do
-    line=$(grep -a -m1 'kiln: ready' "$log" 2>/dev/null || true)
-    [ -n "$line" ] && break
-    sleep 0.5
-  done
-  echo system_powerdown >&7
-  for _ in $(seq 1 40); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.5; done
-  exec 7>&-
-  kill "$qpid" 2>/dev/null || true; wait "$qpid" 2>/dev/null || true
-  echo "$line"
-}
+. "$(dirname "$0")/boot.sh"
 for x in a b; do
   img=$A; [ $x = b ] && img=$B
   if [[ $img == *.qcow2 ]]; then
     qemu-img create -q -f qcow2 -b "$img" -F qcow2 "$work/$x.qcow2"
-    boot first-$x $(media "$img" $x) >/dev/null
+    boot "$work/first-$x.log" $(media "$img" $x) >/dev/null
   fi
 done
 la="" lb=""
 for i in $(seq 1 "$N"); do
-  la+="$(boot a$i $(media "$A" a))"$'\n'
-  lb+="$(boot b$i $(media "$B" b))"$'\n'
+  la+="$(boot "$work/a$i.log" $(media "$A" a))"$'\n'
+  lb+="$(boot "$work/b$i.log" $(media "$B" b))"$'\n'
 done
-median() { sed -n "s/.*$1 \([0-9.]*\)s.*/\1/p" <<<"$2" | sort -n | awk '{v[NR]=$1} END{if (NR) printf "%.2fs", (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2); else print "-"}'; }
 for x in A B; do
   l=$la; img=$A; [ $x = B ] && { l=$lb; img=$B; }
-  echo "$x $img: median of $N: ready in $(median 'ready in' "$l"), kernel $(median kernel "$l"), initd $(median initd "$l")"
+  echo "$x $img: median of $N: $(medians "$l")"
   echo "  initd per run: $(sed -n 's/.*initd \([0-9.]*\)s.*/\1/p' <<<"$l" | tr '\n' ' ')"
 done

@@ -56,32 +56,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN{ if (a>0) printf "%.1fx", b/a; else pri
 # boots after it. Each disk boot ends with an ACPI power-off, so the next
 # one finds its filesystems clean.
 runs=${BOOT_RUNS:-9}
-# boot LOG ARGS...: boots one VM until its ready line (then powers it off
-# through the monitor) and prints the line.
-boot() {
-  local log=$1; shift
-  local mon="$work/mon"
-  rm -f "$mon.in" "$mon.out"; mkfifo "$mon.in" "$mon.out"
-  qemu-system-x86_64 -machine q35 -accel tcg,thread=multi -cpu max -m 1024 -display none -vga none -nodefaults \
-    -serial "file:$log" -monitor "pipe:$mon" -netdev user,id=n0,restrict=on -device virtio-net-pci,netdev=n0 \
-    -device virtio-rng-pci "$@" &
-  local qpid=$! line=""
-  cat "$mon.out" >/dev/null &
-  exec 7>"$mon.in"
-  for _ in $(seq 1 360); do
-    line=$(grep -a -m1 'kiln: ready' "$log" 2>/dev/null || true)
-    [ -n "$line" ] && break
-    sleep 0.5
-  done
-  echo system_powerdown >&7
-  for _ in $(seq 1 40); do kill -0 "$qpid" 2>/dev/null || break; sleep 0.5; done
-  exec 7>&-
-  kill "$qpid" 2>/dev/null || true; wait "$qpid" 2>/dev/null || true
-  echo "${line#kiln: }"
-}
-# Median of each figure of "ready in Xs (kernel Ys, initd Zs)" in lines.
-median() { sed -n "s/.*$1 \([0-9.]*\)s.*/\1/p" <<<"$2" | sort -n | awk '{v[NR]=$1} END{if (NR) printf "%.2fs", (NR%2 ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2); else print "-"}'; }
-medians() { echo "ready in $(median 'ready in' "$1"), kernel $(median kernel "$1"), initd $(median initd "$1")"; }
+. "$(dirname "$0")/boot.sh"
 qemu-img create -q -f qcow2 -b "$base.qcow2" -F qcow2 "$work/disk.qcow2"
 disk_first=$(boot "$work/first.log" -drive "file=$work/disk.qcow2,if=virtio,format=qcow2")
 iso_lines="" disk_lines="" boots=""
