@@ -228,12 +228,6 @@ func (b *Boot) loadInitramfsModules(context.Context) error {
 	return nil
 }
 
-// holdEmulatedFor is how long a disk boot looks for its disk behind a
-// paravirtual storage controller before it loads the drivers of the
-// emulated ones too (see paravirtualStorage). Under emulation the virtio
-// disk appears half a second into the search; natively, in milliseconds.
-const holdEmulatedFor = 1500 * time.Millisecond
-
 // isoOnlyModules mount the system image from an ISO (the filesystem, the
 // loop device for the squashfs file on it).
 var isoOnlyModules = map[string]bool{"isofs": true, "loop": true}
@@ -306,16 +300,10 @@ func (b *Boot) findMedium(ctx context.Context) error {
 	if _, disk := b.Cmdline["kiln.slot"]; !disk {
 		// An ISO boots from a CD-ROM (or a USB stick): SCSI devices to Linux.
 		b.coldplug.scsiDevices = isoDevices
-	} else {
-		b.coldplug.holdEmulated = true
 	}
 	start := time.Now()
 	nd := b.coldplug.scan()
 	b.Log.Debugf("coldplug: %d devices found in %s, loading their drivers", nd, Millis(time.Since(start)))
-	if held, paravirt := b.coldplug.holding(); held && !paravirt {
-		b.coldplug.releaseHeld()
-	}
-	holdUntil := time.Now().Add(holdEmulatedFor)
 	for looks := 1; ; looks++ {
 		m, err := medium.Find(medium.Options{SysClassBlock: "/sys/class/block", DevDir: "/dev",
 			Label: b.Cmdline.Label(), Slot: slot, Log: b.Log.Debugf})
@@ -332,10 +320,6 @@ func (b *Boot) findMedium(ctx context.Context) error {
 				b.coldplug.loadDeferred()
 				b.loadInBackground(" for STATE", fsModules["ext4"])
 			}
-			if held, _ := b.coldplug.holding(); held {
-				b.Log.Debugf("coldplug: emulated storage controllers' drivers load after ready")
-				b.coldplug.deferHeld()
-			}
 			// The NIC drivers loaded alongside the medium's: start DHCP
 			// now, it survives switch_root (an exec would drop it, and the
 			// system stage asks again).
@@ -347,10 +331,6 @@ func (b *Boot) findMedium(ctx context.Context) error {
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("no ISO labelled %q and no GPT disk with SYS-%s after %v", b.Cmdline.Label(), slot, timeout)
-		}
-		if held, _ := b.coldplug.holding(); held && time.Now().After(holdUntil) {
-			b.Log.Debugf("coldplug: no boot disk on a paravirtual controller after %v; loading the others", holdEmulatedFor)
-			b.coldplug.releaseHeld()
 		}
 		if err := b.waitForDevices(ctx, time.Until(deadline)); err != nil {
 			return err

@@ -51,14 +51,6 @@ type coldplugger struct {
 	// the system stage finds them again and loads them once the node is
 	// ready.
 	deferred []string
-
-	// holdEmulated (a disk boot) holds the drivers of emulated storage
-	// controllers while a paravirtual one may hold the boot disk (see
-	// paravirtualStorage): held until releaseHeld, or deferred with
-	// deferHeld when the disk was found.
-	holdEmulated bool
-	paravirtSeen bool
-	held         []string
 }
 
 func newColdplugger(l *kmod.Loader, sys string, logf func(string, ...any)) *coldplugger {
@@ -95,48 +87,9 @@ func (c *coldplugger) add(modalias string) bool {
 		c.mu.Unlock()
 		return true
 	}
-	if c.holdEmulated && storageController(modalias) {
-		if paravirtualStorage(modalias) {
-			c.paravirtSeen = true
-		} else {
-			c.held = append(c.held, modalias)
-			c.mu.Unlock()
-			return true
-		}
-	}
 	c.mu.Unlock()
 	c.start(modalias)
 	return true
-}
-
-// releaseHeld stops holding emulated storage controllers and starts their
-// drivers: the boot disk was not found on a paravirtual one.
-func (c *coldplugger) releaseHeld() {
-	c.mu.Lock()
-	todo := c.held
-	c.held, c.holdEmulated = nil, false
-	c.mu.Unlock()
-	for _, a := range todo {
-		c.start(a)
-	}
-}
-
-// deferHeld moves the held drivers to the deferred ones: the boot disk
-// was found without them, so they load once the node is ready (other
-// disks behind those controllers appear then).
-func (c *coldplugger) deferHeld() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.deferred = append(c.deferred, c.held...)
-	c.held, c.holdEmulated = nil, false
-}
-
-// holding reports whether emulated controllers are held and a paravirtual
-// one was seen (without one, there is nothing to wait for).
-func (c *coldplugger) holding() (held, paravirt bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.held) > 0, c.paravirtSeen
 }
 
 // start loads modalias's drivers in the background.
@@ -236,43 +189,6 @@ func mayHoldMedium(modalias string) bool {
 		return false
 	}
 	return true
-}
-
-// storageController reports whether modalias is a PCI mass-storage or USB
-// controller.
-func storageController(modalias string) bool {
-	class, ok := pciClass(modalias)
-	return ok && (class[:2] == "01" || class == "0C03")
-}
-
-// paravirtualStorage reports whether modalias is a storage controller a
-// hypervisor provides for speed rather than emulating real hardware:
-// virtio block and SCSI (vendor 1AF4), VMware's PVSCSI, and NVMe, whose
-// drivers bind at once. A VM that has one boots from it; its emulated
-// controllers (q35's AHCI is always there, an IDE or USB controller often)
-// are what holdEmulated keeps waiting: their drivers cost a few hundred
-// milliseconds of CPU under emulation, and a SATA link reset takes 100 ms.
-func paravirtualStorage(modalias string) bool {
-	rest, ok := strings.CutPrefix(modalias, "pci:v0000")
-	if !ok || len(rest) < 13 {
-		return false
-	}
-	vendor, device := rest[:4], rest[9:13] // v0000VVVVd0000DDDD
-	class, _ := pciClass(modalias)
-	return vendor == "1AF4" && class[:2] == "01" || vendor == "15AD" && device == "07C0" || class == "0108"
-}
-
-// pciClass returns a PCI modalias's class and subclass ("0106" for AHCI).
-func pciClass(modalias string) (string, bool) {
-	rest, ok := strings.CutPrefix(modalias, "pci:")
-	if !ok {
-		return "", false
-	}
-	i := strings.LastIndex(rest, "bc")
-	if i < 0 || len(rest) < i+8 || rest[i+4:i+6] != "sc" {
-		return "", false
-	}
-	return rest[i+2:i+4] + rest[i+6:i+8], true
 }
 
 // afterReady reports whether a device's driver can wait until the node is
