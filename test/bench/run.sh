@@ -140,11 +140,12 @@ ${boots}
 Median of ${runs}: ISO **${iso_median}**; qcow2 **${disk_median}**.
 First boot of the qcow2 (STATE partition grown to the disk and formatted): ${disk_first%% hostname=*}.
 
-Before and after the boot work of 2026-11-29 (commit 8433dae against a1d6db3, minimal profile, each
-pair booted in turns, 9 runs each: \`test/bench/compare.sh OLD.iso NEW.iso\`, same for the qcow2):
-ISO initd median 1.36s -> 0.98s, qcow2 (virtio disk) 1.39s -> 1.03s. The host is shared and its
-speed drifts: two \`make bench\` runs of the same ISO path that day gave initd medians of 0.94s and
-1.12s, which is why before/after figures come from compare.sh's alternating runs.
+Before and after the boot work of 2026-11-29 (minimal profile, each pair booted in turns, 9 runs
+each: \`test/bench/compare.sh OLD.iso NEW.iso\`, same for the qcow2): ISO initd median 1.36s -> 0.98s
+(8433dae against a1d6db3, whose ISO path is today's), qcow2 (virtio disk) 1.31s -> 1.18s (8433dae
+against 16d33be). The host is shared and its
+speed drifts: three \`make bench\` runs of the same ISO path that day gave initd medians of 0.94s,
+1.12s and 1.01s (the table above), which is why before/after figures come from compare.sh's alternating runs.
 
 Notes: kiln reads the raw disk image twice for qcow2 (once to plan the layout, once to write), which
 is why \`qemu-img convert\` can beat it there. Under TCG the boot is CPU-bound (initd's \`kiln.debug\`
