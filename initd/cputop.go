@@ -24,8 +24,9 @@ func markCPU() cpuMark {
 		m.busy, _, _ = ParseCPUStat(string(b))
 	}
 	if b, err := os.ReadFile("/proc/self/stat"); err == nil {
-		_, m.initd, _ = parseTaskStat(string(b))
-		m.user = taskUserTime(string(b))
+		var sys time.Duration
+		_, m.user, sys, _ = parseTaskStat(string(b))
+		m.initd = m.user + sys
 	}
 	return m
 }
@@ -49,8 +50,8 @@ func cpuTop(proc string, n int, start cpuMark) string {
 		if err != nil {
 			continue
 		}
-		if name, t, ok := parseTaskStat(string(b)); ok && t > 0 {
-			byName[name] += t
+		if name, u, sys, ok := parseTaskStat(string(b)); ok && u+sys > 0 {
+			byName[name] += u + sys
 		}
 	}
 	names := make([]string, 0, len(byName))
@@ -81,39 +82,26 @@ func cpuTop(proc string, n int, start cpuMark) string {
 
 // parseTaskStat returns a /proc/PID[/task/TID]/stat line's command, with
 // the kernel threads' per-CPU and per-instance suffixes cut
-// ("kworker/u2:3-events" is "kworker"), and its user+system time.
-func parseTaskStat(s string) (string, time.Duration, bool) {
+// ("kworker/u2:3-events" is "kworker"), and its user and system time.
+func parseTaskStat(s string) (name string, user, sys time.Duration, ok bool) {
 	open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
 	if open < 0 || end < open {
-		return "", 0, false
+		return "", 0, 0, false
 	}
-	name := s[open+1 : end]
+	name = s[open+1 : end]
 	if i := strings.IndexAny(name, "/:"); i > 0 {
 		name = name[:i]
 	}
 	f := strings.Fields(s[end+1:])
 	// After the command: state is field 3 of the line, utime 14, stime 15.
 	if len(f) < 13 {
-		return "", 0, false
+		return "", 0, 0, false
 	}
 	u, err1 := strconv.ParseUint(f[11], 10, 64)
 	st, err2 := strconv.ParseUint(f[12], 10, 64)
 	if err1 != nil || err2 != nil {
-		return "", 0, false
+		return "", 0, 0, false
 	}
-	return name, time.Duration(u+st) * 10 * time.Millisecond, true
-}
-
-// taskUserTime is a stat line's utime alone.
-func taskUserTime(s string) time.Duration {
-	end := strings.LastIndexByte(s, ')')
-	if end < 0 {
-		return 0
-	}
-	f := strings.Fields(s[end+1:])
-	if len(f) < 13 {
-		return 0
-	}
-	u, _ := strconv.ParseUint(f[11], 10, 64)
-	return time.Duration(u) * 10 * time.Millisecond
+	const tick = 10 * time.Millisecond // USER_HZ
+	return name, time.Duration(u) * tick, time.Duration(st) * tick, true
 }

@@ -19,12 +19,15 @@ func TestParseTaskStat(t *testing.T) {
 		{"7 (cryptomgr_test) R 2 0 0 0 -1 2129984 0 0 0 0 0 9 0 0 20 0 1 0 260 0", "cryptomgr_test", 90 * time.Millisecond},
 		{"9 (a (b) c) S 2 0 0 0 -1 0 0 0 0 0 1 1 0 0 20 0 1 0 1 0", "a (b) c", 20 * time.Millisecond},
 	} {
-		name, d, ok := parseTaskStat(c.line)
-		if !ok || name != c.name || d != c.t {
+		name, u, sys, ok := parseTaskStat(c.line)
+		if d := u + sys; !ok || name != c.name || d != c.t {
 			t.Errorf("parseTaskStat(%q) = %q %v %v, want %q %v", c.line, name, d, ok, c.name, c.t)
 		}
 	}
-	if _, _, ok := parseTaskStat("12 (short) S 1 2"); ok {
+	if _, u, _, _ := parseTaskStat("1 (init) S 0 1 1 0 -1 4194560 1205 0 3 0 37 52 0 0 20 0 6 0 250 1"); u != 370*time.Millisecond {
+		t.Errorf("user time %v, want 370ms", u)
+	}
+	if _, _, _, ok := parseTaskStat("12 (short) S 1 2"); ok {
 		t.Error("a truncated line parsed")
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/kilnproject/kiln/initd/kmod"
+	"github.com/kilnproject/kiln/initd/sysfs"
 )
 
 // hypervisorName says whether initd runs in a virtual machine, and which
@@ -15,14 +16,12 @@ import (
 // /sys/hypervisor; elsewhere (arm64) the firmware's DMI vendor and product
 // name tell.
 func hypervisorName(proc, sys string) string {
-	if b, err := os.ReadFile(filepath.Join(sys, "hypervisor", "type")); err == nil {
-		if s := strings.TrimSpace(string(b)); s != "" {
-			return s
-		}
+	if s, _ := sysfs.ReadAttr(filepath.Join(sys, "hypervisor", "type")); s != "" {
+		return s
 	}
 	dmi := func(f string) string {
-		b, _ := os.ReadFile(filepath.Join(sys, "class", "dmi", "id", f))
-		return strings.TrimSpace(string(b))
+		s, _ := sysfs.ReadAttr(filepath.Join(sys, "class", "dmi", "id", f))
+		return s
 	}
 	vendor, product := dmi("sys_vendor"), dmi("product_name")
 	for _, k := range []struct{ in, name string }{

@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/kilnproject/kiln/initd/mounts"
 	"golang.org/x/sys/unix"
 )
 
@@ -230,45 +231,13 @@ func UnmountAll(mountinfo string, log func(string, ...any)) {
 
 // MountPoints lists the mount points of a mountinfo file in mount order.
 func MountPoints(mountinfo string) ([]string, error) {
-	b, err := os.ReadFile(mountinfo)
+	infos, err := mounts.ReadInfo(mountinfo)
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for _, line := range strings.Split(string(b), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 5 {
-			continue
-		}
-		out = append(out, unescape(f[4]))
+	out := make([]string, len(infos))
+	for i, in := range infos {
+		out[i] = in.MountPoint
 	}
 	return out, nil
-}
-
-// unescape undoes mountinfo's octal escapes (\040 for space).
-func unescape(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+3 < len(s) {
-			var v byte
-			ok := true
-			for _, c := range s[i+1 : i+4] {
-				if c < '0' || c > '7' {
-					ok = false
-					break
-				}
-				v = v*8 + byte(c-'0')
-			}
-			if ok {
-				b.WriteByte(v)
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
 }

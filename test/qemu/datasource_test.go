@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -33,6 +34,28 @@ write_files:
 	wantReady(t, line, "zs-node1", "169.254.169.15/24")
 	wantConsole(t, vm.Log(), "seed from zstack:http://169.254.169.254", "write_files[0]: wrote /etc/kiln-test/zstack (18 bytes, mode 0644")
 	wantRequests(t, svc, "GET /latest/meta-data/instance-id", "GET /latest/meta-data/local-hostname", "GET /latest/user-data")
+	if strings.Contains(svc.requests(), "/openstack/") {
+		t.Error("the OpenStack service was asked on a VM whose DMI says ZStack")
+	}
+}
+
+// TestMetadataNotAskedWithoutDMI: a metadata service answers at
+// 169.254.169.254, but the VM's DMI names no cloud (plain QEMU, as on a
+// desktop hypervisor or bare metal): initd must not ask it, and comes up
+// on DHCP with no seed.
+func TestMetadataNotAskedWithoutDMI(t *testing.T) {
+	svc := &metadataService{tree: map[string]string{
+		"meta-data/instance-id":    "i-0kiln000000000009",
+		"meta-data/local-hostname": "must-not-appear",
+	}}
+	m := amd64Machine(t, image("amd64", "iso"), "cdrom")
+	serveMetadata(t, m, svc)
+	vm, line := bootKept(t, m)
+	wantReady(t, line, "", "169.254.169.15/24")
+	wantConsole(t, vm.Log(), "nodeconfig: no seed found; using DHCP")
+	if reqs := svc.requests(); reqs != "" {
+		t.Errorf("the metadata service was asked without a DMI mark:\n%s", reqs)
+	}
 }
 
 // TestOVFEnvironment attaches an "OVF ENV" CD holding ovf-env.xml as vSphere
