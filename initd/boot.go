@@ -141,6 +141,7 @@ func (b *Boot) readCmdline(context.Context) error {
 	b.Log.Debugf("%s", cpuLine())
 	if c.Debug() && b.cpuAtStart == (cpuMark{}) {
 		b.cpuAtStart = markCPU()
+		resetKernelProfile()
 	}
 	return nil
 }
@@ -783,7 +784,15 @@ func (b *Boot) Ready() {
 	b.Log.Printf("%s", ReadyLine(total, b.Kernel, b.hostname, b.addrs))
 	b.Log.Debugf("%s", cpuLine())
 	if b.Log.DebugEnabled() {
+		prof, perr := os.ReadFile(procProfile) // now: reading the rest takes a while
 		b.Log.Debugf("%s", cpuTop("/proc", 8, b.cpuAtStart))
+		if perr == nil {
+			top, err := kernelTop(prof, "/proc/kallsyms", 20)
+			if err != nil {
+				top = "kernel profile: " + err.Error()
+			}
+			b.Log.Debugf("%s", top)
+		}
 	}
 }
 

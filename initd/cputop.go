@@ -16,6 +16,9 @@ type cpuMark struct {
 	busy  time.Duration // all CPUs, /proc/stat
 	initd time.Duration // this process so far: the kernel's own init ran as PID 1 too
 	user  time.Duration // of which in user space (Go), the rest in system calls
+	// faults are this process's minor page faults: each maps a page, and
+	// a new anonymous one is zeroed first, dear under emulation.
+	faults uint64
 }
 
 func markCPU() cpuMark {
@@ -27,6 +30,7 @@ func markCPU() cpuMark {
 		var sys time.Duration
 		_, m.user, sys, _ = parseTaskStat(string(b))
 		m.initd = m.user + sys
+		m.faults = minorFaults(string(b))
 	}
 	return m
 }
@@ -69,8 +73,8 @@ func cpuTop(proc string, n int, start cpuMark) string {
 	if len(names) > n {
 		names = names[:n]
 	}
-	parts := []string{fmt.Sprintf("busy %dms: initd %dms (user %dms)", (now.busy - start.busy).Milliseconds(),
-		initd.Milliseconds(), (now.user - start.user).Milliseconds())}
+	parts := []string{fmt.Sprintf("busy %dms: initd %dms (user %dms, %d page faults)", (now.busy - start.busy).Milliseconds(),
+		initd.Milliseconds(), (now.user - start.user).Milliseconds(), now.faults-start.faults)}
 	for _, k := range names {
 		parts = append(parts, fmt.Sprintf("%s %dms", k, byName[k].Milliseconds()))
 	}
@@ -104,4 +108,18 @@ func parseTaskStat(s string) (name string, user, sys time.Duration, ok bool) {
 	}
 	const tick = 10 * time.Millisecond // USER_HZ
 	return name, time.Duration(u) * tick, time.Duration(st) * tick, true
+}
+
+// minorFaults is a stat line's minflt (field 10).
+func minorFaults(s string) uint64 {
+	end := strings.LastIndexByte(s, ')')
+	if end < 0 {
+		return 0
+	}
+	f := strings.Fields(s[end+1:])
+	if len(f) < 8 {
+		return 0
+	}
+	n, _ := strconv.ParseUint(f[7], 10, 64)
+	return n
 }

@@ -27,6 +27,9 @@ func TestParseTaskStat(t *testing.T) {
 	if _, u, _, _ := parseTaskStat("1 (init) S 0 1 1 0 -1 4194560 1205 0 3 0 37 52 0 0 20 0 6 0 250 1"); u != 370*time.Millisecond {
 		t.Errorf("user time %v, want 370ms", u)
 	}
+	if n := minorFaults("1 (init) S 0 1 1 0 -1 4194560 1205 0 3 0 37 52 0 0 20 0 6 0 250 1"); n != 1205 {
+		t.Errorf("minor faults %d, want 1205", n)
+	}
 	if _, _, _, ok := parseTaskStat("12 (short) S 1 2"); ok {
 		t.Error("a truncated line parsed")
 	}
@@ -53,5 +56,38 @@ func TestCPUTopGroupsAndSorts(t *testing.T) {
 	}
 	if strings.Contains(got, "idle") || strings.Contains(got, "scsi_eh") {
 		t.Errorf("cpuTop = %q lists a thread past the top 1 or with no CPU time", got)
+	}
+}
+
+func TestKernelTop(t *testing.T) {
+	dir := t.TempDir()
+	// step 16; counters for _stext+0, +16, +32, +48 and the module bucket.
+	prof := []byte{16, 0, 0, 0}
+	for _, c := range []uint32{3, 1, 0, 4, 2} {
+		prof = append(prof, byte(c), 0, 0, 0)
+	}
+	os.WriteFile(filepath.Join(dir, "kallsyms"), []byte(
+		"ffffffff81000000 T _stext\n"+
+			"ffffffff81000000 T startup_64\n"+
+			"ffffffff81000010 t clear_page_erms\n"+
+			"ffffffff81000020 D some_data\n"+
+			"ffffffff81000030 T sha256_transform\n"+
+			"ffffffffc0000000 t ahci_probe\t[ahci]\n"), 0o644)
+	got, err := kernelTop(prof, filepath.Join(dir, "kallsyms"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// clear_page_erms covers +16 and +32 (data symbols do not split text);
+	// of two names for one address the later one in the file counts.
+	want := "kernel profile since initd started: 10 ticks, module code 20%, sha256_transform 40%, startup_64 30%"
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+	os.WriteFile(filepath.Join(dir, "kallsyms"), []byte("0000000000000000 T _stext\n"), 0o644)
+	if _, err := kernelTop(prof, filepath.Join(dir, "kallsyms"), 2); err == nil || !strings.Contains(err.Error(), "kptr_restrict") {
+		t.Errorf("hidden addresses: err %v", err)
+	}
+	if _, err := kernelTop([]byte("ffffffff81000000 T _stext\n"), filepath.Join(dir, "kallsyms"), 2); err == nil {
+		t.Error("a text file read as a profile: no error")
 	}
 }
