@@ -92,8 +92,13 @@ func (c *coldplugger) add(modalias string) bool {
 	return true
 }
 
-// start loads modalias's drivers in the background.
+// start loads modalias's drivers in the background. Most devices need
+// none, or one another device's load brings: they cost no goroutine
+// (and, at the low priority, no OS thread of its own).
 func (c *coldplugger) start(modalias string) {
+	if !c.loader.Wanted(modalias) {
+		return
+	}
 	c.wg.Add(1)
 	sem := c.sem
 	if !mayHoldMedium(modalias) {

@@ -13,6 +13,31 @@ import (
 // Aliases is a parsed modules.alias: glob pattern -> module, in file order.
 type Aliases struct {
 	entries []aliasEntry
+	// byBus indexes entries by the bus a pattern names ("pci" in
+	// "pci:v...", "" when the pattern starts with a wildcard): a modalias
+	// is matched against its bus's patterns and the wildcard ones only,
+	// not the whole file (a thousand patterns, per device, under emulation).
+	byBus map[string][]int
+}
+
+// patternBus is the bus a pattern is for: what precedes its first ':',
+// "" when a wildcard comes first (the pattern may match any bus).
+func patternBus(pattern string) string {
+	lit := literalPrefix(pattern)
+	if i := strings.IndexByte(lit, ':'); i >= 0 {
+		return lit[:i]
+	}
+	if len(lit) < len(pattern) {
+		return ""
+	}
+	return pattern
+}
+
+// modaliasBus is a device modalias's bus, up to its first ':' (the
+// modalias is a plain string: DMI fields may hold any byte).
+func modaliasBus(modalias string) string {
+	bus, _, _ := strings.Cut(modalias, ":")
+	return bus
 }
 
 type aliasEntry struct {
@@ -42,12 +67,21 @@ func ParseAlias(r io.Reader) (*Aliases, error) {
 		if len(f) != 3 || f[0] != "alias" {
 			return nil, fmt.Errorf("modules.alias line %d: want \"alias PATTERN MODULE\", got %q", n, line)
 		}
-		a.entries = append(a.entries, aliasEntry{f[1], Name(f[2]), literalPrefix(f[1])})
+		a.add(f[1], Name(f[2]))
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("modules.alias: %w", err)
 	}
 	return a, nil
+}
+
+func (a *Aliases) add(pattern, module string) {
+	if a.byBus == nil {
+		a.byBus = map[string][]int{}
+	}
+	bus := patternBus(pattern)
+	a.byBus[bus] = append(a.byBus[bus], len(a.entries))
+	a.entries = append(a.entries, aliasEntry{pattern, module, literalPrefix(pattern)})
 }
 
 // Len is the number of alias lines.
@@ -58,13 +92,26 @@ func (a *Aliases) Len() int { return len(a.entries) }
 func (a *Aliases) Match(modalias string) []string {
 	var out []string
 	seen := map[string]bool{}
-	for _, e := range a.entries {
-		if !strings.HasPrefix(modalias, e.literal) || seen[e.module] {
-			continue
-		}
-		if fnmatch(e.pattern, modalias) {
+	try := func(i int) {
+		e := &a.entries[i]
+		if strings.HasPrefix(modalias, e.literal) && !seen[e.module] && fnmatch(e.pattern, modalias) {
 			seen[e.module] = true
 			out = append(out, e.module)
+		}
+	}
+	// The bus's patterns and the wildcard-first ones, merged back into
+	// file order (the order modprobe tries them in).
+	bus, any := a.byBus[modaliasBus(modalias)], a.byBus[""]
+	if modaliasBus(modalias) == "" {
+		bus = nil
+	}
+	for len(bus) > 0 || len(any) > 0 {
+		if len(any) == 0 || len(bus) > 0 && bus[0] < any[0] {
+			try(bus[0])
+			bus = bus[1:]
+		} else {
+			try(any[0])
+			any = any[1:]
 		}
 	}
 	return out

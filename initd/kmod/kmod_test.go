@@ -263,6 +263,28 @@ func TestMatchPrefilter(t *testing.T) {
 			t.Errorf("Match(%s) = %v, brute force %v", alias, got, want)
 		}
 	}
+	// Patterns that name no bus (a wildcard first, or no ':') still match,
+	// in file order among the bus's own.
+	a, err := ParseAlias(strings.NewReader("alias pci:v00001AF4d* virtio_pci\n" +
+		"alias *:d00000001v* anybus\n" +
+		"alias pci:v00001AF4d00001000* virtio_net_pci\n" +
+		"alias pci* pcistar\n" +
+		"alias fs-ext4 ext4\n" +
+		"alias devname:loop-control loop\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for alias, want := range map[string][]string{
+		"pci:v00001AF4d00001000sv00001AF4sd00000001bc02sc00i00": {"virtio_pci", "virtio_net_pci", "pcistar"},
+		"virtio:d00000001v00001AF4":                             {"anybus"},
+		"fs-ext4":                                               {"ext4"},
+		"devname:loop-control":                                  {"loop"},
+		"usb:v1234":                                             nil,
+	} {
+		if got := a.Match(alias); !reflect.DeepEqual(got, want) {
+			t.Errorf("Match(%s) = %v, want %v", alias, got, want)
+		}
+	}
 }
 
 // DeviceModaliases reads only bus and class devices; on a fake sysfs laid

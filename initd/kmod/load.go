@@ -230,6 +230,24 @@ func (l *Loader) LoadAliasAsync(modalias string) (int, error) {
 	return l.loadAlias(modalias, AsyncProbe)
 }
 
+// Wanted reports whether modalias matches a module that is neither built
+// in nor loaded or being loaded: the cheap test before starting a load,
+// which most devices (ACPI, platform, DMI) fail.
+func (l *Loader) Wanted(modalias string) bool {
+	for _, m := range l.Aliases.Match(modalias) {
+		if l.Builtin[m] {
+			continue
+		}
+		l.mu.Lock()
+		_, seen := l.state[m]
+		l.mu.Unlock()
+		if !seen {
+			return true
+		}
+	}
+	return false
+}
+
 func (l *Loader) loadAlias(modalias, params string) (int, error) {
 	var errs []error
 	n := 0
