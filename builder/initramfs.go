@@ -130,7 +130,8 @@ func (b *archBuild) buildInitramfs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfg, _ := json.MarshalIndent(map[string]any{"kernel": kver, "modules": normaliseModules(b.p.Kernel.InitramfsModules), "initd": digest}, "", "  ")
+	cfg, _ := json.MarshalIndent(map[string]any{"kernel": kver, "modules": normaliseModules(b.p.Kernel.InitramfsModules), "initd": digest,
+		"moduleIndex": set.IndexDigest()}, "", "  ")
 	if err := t.AddFile("etc/kiln/initramfs.json", 0o644, append(cfg, '\n')); err != nil {
 		return err
 	}

@@ -100,7 +100,8 @@ func (b *archBuild) systemTree(ctx context.Context) (*fstree.Tree, error) {
 	if err != nil {
 		return nil, err
 	}
-	sys, _ := json.MarshalIndent(map[string]string{"profile": b.p.Name, "version": b.p.Version, "arch": b.arch.Name, "kernel": b.kver, "initd": digest}, "", "  ")
+	sys, _ := json.MarshalIndent(map[string]string{"profile": b.p.Name, "version": b.p.Version, "arch": b.arch.Name, "kernel": b.kver, "initd": digest,
+		"moduleIndex": set.IndexDigest()}, "", "  ")
 	if err := t.AddFile("etc/kiln/system.json", 0o644, append(sys, '\n')); err != nil {
 		return nil, err
 	}

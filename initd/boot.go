@@ -150,11 +150,23 @@ type initramfsConfig struct {
 	Kernel  string   `json:"kernel"`
 	Modules []string `json:"modules"`
 	Initd   string   `json:"initd"` // sha256:HEX of /init
+	// ModuleIndex is sha256:HEX, kmod.Digest of /lib/modules/KVER.
+	ModuleIndex string `json:"moduleIndex"`
 }
 
 // systemConfig is the part of the system image's system.json initd reads.
 type systemConfig struct {
-	Initd string `json:"initd"` // sha256:HEX of /sbin/init
+	Initd       string `json:"initd"`       // sha256:HEX of /sbin/init
+	ModuleIndex string `json:"moduleIndex"` // sha256:HEX, kmod.Digest of /lib/modules/KVER
+}
+
+// indexDigest is a config's module index digest without its "sha256:"
+// prefix, as kmod.Digest gives it; "" if it names none.
+func indexDigest(s string) string {
+	if d, ok := strings.CutPrefix(s, "sha256:"); ok && len(d) == 64 {
+		return d
+	}
+	return ""
 }
 
 // kernelRelease is the running kernel's version (uname -r).
@@ -198,14 +210,19 @@ func (b *Boot) loadInitramfsModules(context.Context) error {
 		return err
 	}
 	b.Log.Debugf("modules.dep and modules.alias read in %s", Millis(time.Since(start)))
-	// The system stage compares this index with the image's: digest it
-	// now, while the medium search leaves CPU to spare.
+	// The system stage compares this index with the image's. The builder
+	// recorded its digest; an initramfs without it is hashed now, while
+	// the medium search leaves CPU to spare.
 	rd, dir := make(chan string, 1), b.modules.Dir
 	b.rdIndex = rd
-	inBackground(func() { // wanted at switch-root only
-		d, _ := kmod.Digest(dir)
+	if d := indexDigest(cfg.ModuleIndex); d != "" {
 		rd <- d
-	})
+	} else {
+		inBackground(func() { // wanted at switch-root only
+			d, _ := kmod.Digest(dir)
+			rd <- d
+		})
+	}
 	if cfg.Kernel != "" && cfg.Kernel != b.kver {
 		b.logf("warning: %s is for kernel %s, running %s", InitramfsJSON, cfg.Kernel, b.kver)
 	}
@@ -420,16 +437,22 @@ func (b *Boot) mountSystem(context.Context) error {
 		return err
 	}
 	b.logf("system image %s mounted at %s", src, SysRoot)
-	if b.sameInit = sameInit(b.initd, filepath.Join(SysRoot, SystemJSON)); b.sameInit {
+	sys, _ := readSystemConfig(filepath.Join(SysRoot, SystemJSON))
+	if b.sameInit = sameInit(b.initd, sys); b.sameInit {
 		b.Log.Debugf("the system image's /sbin/init is this initd (%s): no exec", b.initd)
 		// The system stage compares the image's module index with the
-		// initramfs's: digest it while switch-root waits for the loads.
+		// initramfs's: the builder recorded it, or digest it while
+		// switch-root waits for the loads.
 		ch := make(chan string, 1)
 		b.sysIndex = ch
-		go func() {
-			d, _ := kmod.Digest(filepath.Join(SysRoot, "lib/modules", b.kver))
+		if d := indexDigest(sys.ModuleIndex); d != "" {
 			ch <- d
-		}()
+		} else {
+			go func() {
+				d, _ := kmod.Digest(filepath.Join(SysRoot, "lib/modules", b.kver))
+				ch <- d
+			}()
+		}
 		return nil
 	}
 	// Read the next stage's init while switch-root runs (see prefetch).
@@ -442,20 +465,25 @@ func (b *Boot) mountSystem(context.Context) error {
 	return nil
 }
 
-// sameInit reports whether the system image's system.json names the
-// initd digest of this binary (initramfs.json's), so the system stage can
-// run on in this process: exec'ing /sbin/init from the squashfs would read
-// and decompress 10 MB and start the Go runtime again.
-func sameInit(digest, systemJSON string) bool {
-	if digest == "" {
-		return false
-	}
-	data, err := os.ReadFile(systemJSON)
-	if err != nil {
-		return false
-	}
+// sameInit reports whether the system image's system.json names this
+// binary's initd digest (initramfs.json's). Then the system stage runs on
+// in this process: exec'ing /sbin/init from the squashfs would read and
+// decompress 10 MB and start the Go runtime again.
+func sameInit(digest string, sys systemConfig) bool {
+	return digest != "" && sys.Initd == digest
+}
+
+// readSystemConfig reads system.json (zero and an error when it cannot).
+func readSystemConfig(path string) (systemConfig, error) {
 	var c systemConfig
-	return json.Unmarshal(data, &c) == nil && c.Initd == digest
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, err
+	}
+	if err := json.Unmarshal(data, &c); err != nil {
+		return systemConfig{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
 }
 
 func (b *Boot) switchRoot(context.Context) error {

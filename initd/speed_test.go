@@ -247,8 +247,26 @@ func TestSameInit(t *testing.T) {
 		{d, filepath.Join(dir, "missing.json"), false},
 		{"", old, false}, // an initramfs without the digest always execs
 	} {
-		if got := sameInit(c.digest, c.path); got != c.want {
+		sys, _ := readSystemConfig(c.path)
+		if got := sameInit(c.digest, sys); got != c.want {
 			t.Errorf("sameInit(%q, %s) = %v, want %v", c.digest, filepath.Base(c.path), got, c.want)
+		}
+	}
+}
+
+// The builder's module index digests are used as they are; anything else
+// means "hash the files".
+func TestIndexDigest(t *testing.T) {
+	hex := strings.Repeat("ab", 32)
+	for in, want := range map[string]string{
+		"sha256:" + hex:      hex,
+		hex:                  "",
+		"sha256:" + hex[:10]: "",
+		"":                   "",
+		"md5:" + hex:         "",
+	} {
+		if got := indexDigest(in); got != want {
+			t.Errorf("indexDigest(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/kilnproject/kiln/builder/fstree"
+	"github.com/kilnproject/kiln/internal/modindex"
 )
 
 // AddTo writes the set into t under prefix/lib/modules/<kver>: the modules,
@@ -162,4 +163,20 @@ func (s *Set) ModulesOrder() []byte {
 		b.WriteString(m.Path + "\n")
 	}
 	return b.Bytes()
+}
+
+// IndexDigest is the digest initd computes of the index AddTo writes
+// (modindex.Digest): the builder records it in initramfs.json and
+// system.json so the boot need not hash the files itself.
+func (s *Set) IndexDigest() string {
+	d, _ := modindex.Digest(func(name string) ([]byte, error) {
+		switch name {
+		case "modules.dep":
+			return s.ModulesDep(), nil
+		case "modules.alias":
+			return s.ModulesAlias(), nil
+		}
+		return s.ix.files[name], nil
+	})
+	return "sha256:" + d
 }

@@ -14,6 +14,8 @@ import (
 	"github.com/kilnproject/kiln/internal/testdeb"
 	"github.com/klauspost/compress/zstd"
 	"github.com/ulikunitz/xz"
+
+	initdkmod "github.com/kilnproject/kiln/initd/kmod"
 )
 
 // fakeKO returns a minimal ELF64 relocatable object with a .modinfo section
@@ -211,6 +213,10 @@ alias usb:v1234p0001d* usb_thing
 	// depmod itself reads the written subset and derives the same aliases.
 	testdeb.RequireTool(t, "depmod", "kmod")
 	root := extract(t, tr)
+	// initd's digest of the written files is the one the builder records.
+	if d, err := initdkmod.Digest(filepath.Join(root, base)); err != nil || "sha256:"+d != set.IndexDigest() {
+		t.Errorf("initd's digest of the written index: %s %v; IndexDigest %s", d, err, set.IndexDigest())
+	}
 	testdeb.Run(t, "", "depmod", "-b", filepath.Join(root, "initrd"), fakeKver)
 	got, _ := os.ReadFile(filepath.Join(root, base, "modules.alias"))
 	if string(got) != wantAlias {

@@ -2,8 +2,6 @@ package kmod
 
 import (
 	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kilnproject/kiln/internal/modindex"
 	"golang.org/x/sys/unix"
 )
 
@@ -80,20 +79,18 @@ func Open(dir string) (*Loader, error) {
 }
 
 // Digest fingerprints dir's module index (modules.dep, modules.alias,
-// modules.builtin): two directories with the same digest match every
-// device to the same modules, so a device handled with one need not be
-// matched again with the other.
+// modules.builtin; see modindex): two directories with the same digest
+// match every device to the same modules, so a device handled with one
+// need not be matched again with the other. The builder records it in
+// initramfs.json and system.json, so a boot normally reads it there.
 func Digest(dir string) (string, error) {
-	h := sha256.New()
-	for _, name := range []string{"modules.dep", "modules.alias", "modules.builtin"} {
+	return modindex.Digest(func(name string) ([]byte, error) {
 		b, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil && !(name == "modules.builtin" && errors.Is(err, fs.ErrNotExist)) {
-			return "", err
+		if name == "modules.builtin" && errors.Is(err, fs.ErrNotExist) {
+			return nil, nil
 		}
-		fmt.Fprintf(h, "%s %d\n", name, len(b))
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+		return b, err
+	})
 }
 
 func (l *Loader) logf(format string, args ...any) {
