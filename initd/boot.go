@@ -333,9 +333,8 @@ func (b *Boot) findMedium(ctx context.Context) error {
 			if m.Kind == medium.Disk && m.State != "" {
 				// STATE is ext4: load it from here while the system image
 				// is mounted, rather than from the squashfs after; the
-				// CPU's checksum drivers first, ext4 picks its crc32c at
-				// mount time.
-				b.coldplug.loadDeferred()
+				// CPU's crc32c first, ext4 picks its crc32c at mount time.
+				b.coldplug.loadProviders(fsChecksums["ext4"]...)
 				b.loadInBackground(" for STATE", fsModules["ext4"])
 			}
 			// The NIC drivers loaded alongside the medium's: start DHCP

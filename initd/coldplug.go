@@ -135,15 +135,42 @@ func (c *coldplugger) start(modalias string) {
 	}()
 }
 
-// loadDeferred starts the loads add deferred, now.
-func (c *coldplugger) loadDeferred() {
-	c.mu.Lock()
-	todo := c.deferred
-	c.deferred = nil
-	c.mu.Unlock()
-	for _, a := range todo {
-		c.start(a)
+// loadProviders starts loading, of the deferred devices' drivers, those
+// that implement one of algs in the kernel's crypto API (their
+// "crypto-ALG" alias): a filesystem picks its implementation of a
+// checksum when it is mounted, and keeps it. The devices stay deferred:
+// their other drivers (crct10dif_pclmul, virtio_rng, ...) wait for ready.
+func (c *coldplugger) loadProviders(algs ...string) {
+	providers := map[string]bool{}
+	for _, alg := range algs {
+		for _, m := range c.loader.Aliases.Match("crypto-" + alg) {
+			providers[m] = true
+		}
 	}
+	c.mu.Lock()
+	deferred := append([]string(nil), c.deferred...)
+	c.mu.Unlock()
+	var want []string
+	for _, a := range deferred {
+		for _, m := range c.loader.Aliases.Match(a) {
+			if providers[m] && !c.loader.Loaded(m) {
+				want = append(want, m)
+			}
+		}
+	}
+	if len(want) == 0 {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		defer lowerPriority()()
+		for _, m := range want {
+			if err := c.loader.LoadAsync(m); err != nil {
+				c.logf("module %s: %v", m, err)
+			}
+		}
+	}()
 }
 
 // needsSCSI reports whether a driver for modalias needs the SCSI core,
@@ -203,8 +230,9 @@ func mayHoldMedium(modalias string) bool {
 // the CPU-feature drivers (crc32c_intel, crct10dif_pclmul, aesni_intel, ...:
 // the generic code does the same work until they are in) and hardware
 // RNGs (the kernel seeds its generator from the CPU and timing jitter).
-// A boot that mounts ext4 loads them before (see coldplugger.loadDeferred):
-// the filesystem picks its checksum code at mount time.
+// A boot that mounts ext4 loads its crc32c's among them before (see
+// coldplugger.loadProviders): the filesystem picks its checksum code at
+// mount time.
 func afterReady(modalias string) bool {
 	bus, rest, _ := strings.Cut(modalias, ":")
 	switch bus {

@@ -23,6 +23,12 @@ var fsModules = map[string][]string{
 	"overlay":  {"overlay"},
 }
 
+// fsChecksums are the crypto API algorithms a filesystem takes, at mount
+// time, the fastest implementation of that is loaded then.
+var fsChecksums = map[string][]string{
+	"ext4": {"crc32c"},
+}
+
 // needFS loads what a mount of fstype needs (mounts.NeedFS). Failures are
 // logged, not returned: a module may be built in, and if the filesystem
 // is really missing the mount says so.
