@@ -19,12 +19,16 @@ type cpuMark struct {
 	// faults are this process's minor page faults: each maps a page, and
 	// a new anonymous one is zeroed first, dear under emulation.
 	faults uint64
+	// switches are the kernel's context switches (/proc/stat ctxt): each
+	// flushes the emulated TLB and saves the FPU under TCG.
+	switches uint64
 }
 
 func markCPU() cpuMark {
 	var m cpuMark
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		m.busy, _, _ = ParseCPUStat(string(b))
+		m.switches = contextSwitches(string(b))
 	}
 	if b, err := os.ReadFile("/proc/self/stat"); err == nil {
 		var sys time.Duration
@@ -73,8 +77,8 @@ func cpuTop(proc string, n int, start cpuMark) string {
 	if len(names) > n {
 		names = names[:n]
 	}
-	parts := []string{fmt.Sprintf("busy %dms: initd %dms (user %dms, %d page faults)", (now.busy - start.busy).Milliseconds(),
-		initd.Milliseconds(), (now.user - start.user).Milliseconds(), now.faults-start.faults)}
+	parts := []string{fmt.Sprintf("busy %dms, %d context switches: initd %dms (user %dms, %d page faults)", (now.busy - start.busy).Milliseconds(),
+		now.switches-start.switches, initd.Milliseconds(), (now.user - start.user).Milliseconds(), now.faults-start.faults)}
 	for _, k := range names {
 		parts = append(parts, fmt.Sprintf("%s %dms", k, byName[k].Milliseconds()))
 	}
@@ -122,4 +126,15 @@ func minorFaults(s string) uint64 {
 	}
 	n, _ := strconv.ParseUint(f[7], 10, 64)
 	return n
+}
+
+// contextSwitches is /proc/stat's ctxt line.
+func contextSwitches(stat string) uint64 {
+	for _, l := range strings.Split(stat, "\n") {
+		if v, ok := strings.CutPrefix(l, "ctxt "); ok {
+			n, _ := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n
+		}
+	}
+	return 0
 }

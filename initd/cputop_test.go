@@ -27,6 +27,9 @@ func TestParseTaskStat(t *testing.T) {
 	if _, u, _, _ := parseTaskStat("1 (init) S 0 1 1 0 -1 4194560 1205 0 3 0 37 52 0 0 20 0 6 0 250 1"); u != 370*time.Millisecond {
 		t.Errorf("user time %v, want 370ms", u)
 	}
+	if n := contextSwitches("cpu  1 2 3 4\nintr 5 6\nctxt 98765\nbtime 1\n"); n != 98765 {
+		t.Errorf("context switches %d, want 98765", n)
+	}
 	if n := minorFaults("1 (init) S 0 1 1 0 -1 4194560 1205 0 3 0 37 52 0 0 20 0 6 0 250 1"); n != 1205 {
 		t.Errorf("minor faults %d, want 1205", n)
 	}

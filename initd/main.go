@@ -3,6 +3,7 @@ package initd
 import (
 	"context"
 	"os"
+	"runtime"
 	"strings"
 
 	"github.com/kilnproject/kiln/initd/bootlog"
@@ -16,6 +17,7 @@ import (
 // logged and the process keeps serving signals, so the kernel does not
 // panic and the console and network stay up for repair.
 func Main() int {
+	defer bootProcs()()
 	system := os.Getenv(envStage) == "system"
 	kernel := kernelTime(system)
 	console := &stampedConsole{w: openConsole(), now: uptime}
@@ -60,9 +62,26 @@ func Main() int {
 	}
 	power.StartButtons(ctx, "/sys/class/input", "/dev/input", log.Printf, actions) // open before "ready"
 	b.Ready()
+	runtime.SetDefaultGOMAXPROCS() // see bootProcs
 	b.loadAfterReady()
 	b.freeInitramfs()
 	return serve(b, actions)
+}
+
+// bootProcs gives the Go runtime two Ps on a one-CPU machine until the
+// node is ready (the runtime's default is one per CPU). The boot keeps
+// goroutines blocked in long system calls (a module insertion takes tens
+// of milliseconds under emulation): with a single P the runtime hands it
+// to another thread each time one blocks, and its monitor polls every
+// 20µs while any does, so the boot paid thousands of context switches
+// for it. A GOMAXPROCS from the environment is left alone. The returned
+// func restores the default, for when Main returns before ready.
+func bootProcs() (restore func()) {
+	if os.Getenv("GOMAXPROCS") != "" || runtime.GOMAXPROCS(0) > 1 {
+		return func() {}
+	}
+	runtime.GOMAXPROCS(2)
+	return runtime.SetDefaultGOMAXPROCS
 }
 
 // serve waits for a power action and carries it out.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -444,4 +445,28 @@ func recordingColdplugger(t *testing.T) (c *coldplugger, has func(module string)
 	inserted := map[string]bool{}
 	l.Insert = func(p, _ string) error { mu.Lock(); inserted[kmod.Name(p)] = true; mu.Unlock(); return nil }
 	return newColdplugger(l, t.TempDir(), t.Logf), func(m string) bool { mu.Lock(); defer mu.Unlock(); return inserted[m] }
+}
+
+// On a one-CPU machine the boot runs with two Ps, then the runtime's
+// default again; a GOMAXPROCS from the environment is kept.
+func TestBootProcs(t *testing.T) {
+	if os.Getenv("GOMAXPROCS") != "" {
+		t.Skip("GOMAXPROCS set in the environment")
+	}
+	defer runtime.SetDefaultGOMAXPROCS()
+	runtime.GOMAXPROCS(1) // as the default is on one CPU
+	restore := bootProcs()
+	if n := runtime.GOMAXPROCS(0); n != 2 {
+		t.Errorf("during boot GOMAXPROCS = %d, want 2", n)
+	}
+	restore()
+	if n, want := runtime.GOMAXPROCS(0), runtime.NumCPU(); n != want {
+		t.Errorf("after boot GOMAXPROCS = %d, want the default %d", n, want)
+	}
+	t.Setenv("GOMAXPROCS", "1")
+	runtime.GOMAXPROCS(1)
+	bootProcs()()
+	if n := runtime.GOMAXPROCS(0); n != 1 {
+		t.Errorf("with GOMAXPROCS=1 in the environment: %d", n)
+	}
 }
