@@ -72,6 +72,8 @@ disk_median=$(medians "$disk_lines")
 floor=$(bash test/bench/floor.sh "$work/out" 3)
 floor_sr0=$(sed -n 's/.*sr0 at +\([0-9.]*\)s.*/\1/p' <<<"$floor" | sort -n | sed -n 2p)
 floor_mods=$(sed -n 's/.*modules inserted at +\([0-9.]*\)s.*/\1/p' <<<"$floor" | sort -n | sed -n 2p)
+floor_disk=$(DISK=1 bash test/bench/floor.sh "$work/out" 3)
+floor_disk_mods=$(sed -n 's/.*modules inserted at +\([0-9.]*\)s.*/\1/p' <<<"$floor_disk" | sort -n | sed -n 2p)
 size() { du -b "$1" | cut -f1 | awk '{printf "%.1f MiB", $1/1048576}'; }
 
 # The default profile (the Kubernetes appliance): a build with every input
@@ -149,23 +151,35 @@ The floor under the ISO figure (\`test/bench/floor.sh\`, median of 3): the same 
 cdrom, sr_mod, libata, libahci, ahci, one after the other) and waits for sr0, has them in at
 +${floor_mods}s and sr0 at +${floor_sr0}s after it starts: the kernel's part of finding the medium,
 before anything else is loaded or mounted. initd's ISO figure also covers the network, filesystem and
-input drivers, mounting the system image, the seed search and DHCP.
+input drivers, mounting the system image, the seed search and DHCP. For the disk boot
+(\`DISK=1 test/bench/floor.sh\`), inserting the 24 modules it loads before ready (virtio, the AHCI
+chain, squashfs, ext4 with jbd2 and crc32c, overlay, the NIC, the power button), one after the other
+and nothing else, takes ${floor_disk_mods}s.
 
 Before and after the boot work of 2026-11-29 (minimal profile, each pair booted in turns, 9 runs
 each: \`test/bench/compare.sh OLD.iso NEW.iso\`, same for the qcow2): ISO initd median 1.36s -> 0.98s
 (8433dae against a1d6db3, whose ISO path is today's), qcow2 (virtio disk) 1.31s -> 1.18s (8433dae
-against 16d33be). The host is shared and its
-speed drifts: three \`make bench\` runs of the same ISO path that day gave initd medians of 0.94s,
-1.12s and 1.01s (the table above), which is why before/after figures come from compare.sh's alternating runs.
+against 16d33be). A second pass, the same way, 11 runs each: ISO initd median 1.04s -> 0.87s,
+qcow2 1.23s -> 1.09s (dc3d613 against 41205c9). The host is shared and its speed drifts:
+three \`make bench\` runs of the same ISO path on 2026-11-28 gave initd medians of 0.94s, 1.12s and
+1.01s, which is why before/after figures come from compare.sh's alternating runs.
 
 Notes: kiln reads the raw disk image twice for qcow2 (once to plan the layout, once to write), which
 is why \`qemu-img convert\` can beat it there. Under TCG the boot is CPU-bound (initd's \`kiln.debug\`
 ready line says where the CPU went: mostly inserting kernel modules, tens of milliseconds each). What
 initd does about it: drivers the boot medium may need load first, everything else under SCHED_IDLE in
-the time the kernel waits for hardware; CPU-feature and RNG drivers load after the ready line; in a VM
-libata skips its 200 ms wait before debouncing a SATA link (\`libata.force=nodbdelay\`). Most of what
-remains on the ISO path is the emulated AHCI CD-ROM: its drivers, the link reset and 100 ms debounce,
-and the SCSI scan before sr0 exists; on the disk path, ext4 for STATE. See the \`phase ... done in\` and
+the time the kernel waits for hardware; CPU-feature and RNG drivers load after the ready line (a disk
+boot loads the CPU's crc32c before ext4 mounts STATE); in a VM libata skips its 200 ms wait before
+debouncing a SATA link (\`libata.force=nodbdelay\`); a device whose driver is built in or already loaded
+costs no goroutine or thread; the builder records the module index digests initd compares; and on a
+one-CPU machine the Go runtime has two Ps until ready (with one, each module insertion blocking in the
+kernel handed the P to another thread: about 5,400 context switches in a boot, against 4,000 with
+the kernel's own). With \`profile=2\` on the kernel command line, \`kiln.debug\` also names the busiest
+kernel functions: module signature hashing (sha256), page zeroing and copying (emulated one byte at a
+time), symbol and relocation work. What remains on the ISO path is mostly the floor above; on the disk
+path, q35's AHCI controller (its driver chain, 1.6 MB of modules, loads although no disk hangs off it:
+a seed CD could) and ext4 for STATE (2.4 MB with jbd2): about 5 MB of modules, each byte hashed,
+copied and relocated, where the ISO boot loads about 3 MB. See the \`phase ... done in\` and
 \`module ... loaded in\` lines with \`kiln.debug\`, and docs/boot-contract.md for what initd overlaps.
 
 ## Cluster (make e2e: QEMU TCG, two VMs on 2 host cores)
