@@ -1,6 +1,7 @@
 package initd
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,19 +64,7 @@ func cpuTop(proc string, n int, start cpuMark) string {
 			byName[name] += u + sys
 		}
 	}
-	names := make([]string, 0, len(byName))
-	for k := range byName {
-		names = append(names, k)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		if byName[names[i]] != byName[names[j]] {
-			return byName[names[i]] > byName[names[j]]
-		}
-		return names[i] < names[j]
-	})
-	if len(names) > n {
-		names = names[:n]
-	}
+	names := topKeys(byName, n)
 	parts := []string{fmt.Sprintf("busy %dms, %d context switches: initd %dms (user %dms, %d page faults); kernel threads since boot:", (now.busy - start.busy).Milliseconds(),
 		now.switches-start.switches, initd.Milliseconds(), (now.user - start.user).Milliseconds(), now.faults-start.faults)}
 	for _, k := range names {
@@ -133,4 +122,20 @@ func contextSwitches(stat string) uint64 {
 		}
 	}
 	return 0
+}
+
+// topKeys are m's n keys with the largest values, largest first (ties by
+// name, so the output is stable).
+func topKeys[V cmp.Ordered](m map[string]V, n int) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return keys[:min(n, len(keys))]
 }

@@ -133,19 +133,7 @@ func profileTop(step uint32, counts []uint32, syms []ksym, n int) (string, error
 	if total == 0 {
 		return "kernel profile: no ticks", nil
 	}
-	names := make([]string, 0, len(by))
-	for k := range by {
-		names = append(names, k)
-	}
-	sort.Slice(names, func(i, j int) bool {
-		if by[names[i]] != by[names[j]] {
-			return by[names[i]] > by[names[j]]
-		}
-		return names[i] < names[j]
-	})
-	if len(names) > n {
-		names = names[:n]
-	}
+	names := topKeys(by, n)
 	pct := func(c uint64) string { return fmt.Sprintf("%.0f%%", 100*float64(c)/float64(total)) }
 	parts := []string{fmt.Sprintf("kernel profile since initd started: %d ticks", total)}
 	if modules > 0 {
