@@ -173,8 +173,8 @@ boot loads the CPU's crc32c before ext4 mounts STATE); in a VM libata skips its 
 debouncing a SATA link (\`libata.force=nodbdelay\`); a device whose driver is built in or already loaded
 costs no goroutine or thread; the builder records the module index digests initd compares; and on a
 one-CPU machine the Go runtime has two Ps until ready (with one, each module insertion blocking in the
-kernel handed the P to another thread: a boot counted 5,400 context switches, the kernel threads'
-included, against 4,000 with two Ps). With \`profile=2\` on the kernel command line, \`kiln.debug\` also names the busiest
+kernel handed the P to another thread: two ISO boots with \`kiln.debug GOMAXPROCS=1\` counted 5,010 and
+5,145 context switches, the kernel threads' included, two with the two Ps 4,146 and 4,712). With \`profile=2\` on the kernel command line, \`kiln.debug\` also names the busiest
 kernel functions: module signature hashing (sha256), page zeroing and copying (emulated one byte at a
 time), symbol and relocation work. What remains on the ISO path is mostly the floor above; on the disk
 path, q35's AHCI controller (its driver chain, 1.6 MB of modules, loads although no disk hangs off it:
