@@ -138,7 +138,9 @@ func (b *Boot) readCmdline(context.Context) error {
 		b.console.on.Store(c.Debug())
 	}
 	b.Log.Debugf("cmdline: %v", c)
-	b.Log.Debugf("%s", cpuLine())
+	if c.Debug() {
+		b.Log.Debugf("%s", cpuLine()) // read only when it is logged: every stage start runs this
+	}
 	if c.Debug() && b.cpuAtStart == (cpuMark{}) {
 		b.cpuAtStart = markCPU()
 		resetKernelProfile()
@@ -809,8 +811,8 @@ func (b *Boot) Ready() {
 	}
 	b.markReady()
 	b.Log.Printf("%s", ReadyLine(total, b.Kernel, b.hostname, b.addrs))
-	b.Log.Debugf("%s", cpuLine())
 	if b.Log.DebugEnabled() {
+		b.Log.Debugf("%s", cpuLine())
 		prof, perr := os.ReadFile(procProfile) // now: reading the rest takes a while
 		b.Log.Debugf("%s", cpuTop("/proc", 8, b.cpuAtStart))
 		if perr == nil {
